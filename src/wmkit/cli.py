@@ -1,0 +1,187 @@
+"""`wmkit`: the command line. Thin: parse, call the library, print.
+
+Nothing heavy is imported at module level, so `wmkit --help` answers at once. A `WmkitError` (bad
+input) prints one line and exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from wmkit.errors import WmkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="wmkit: learn a world model of your environment, measure it, play it, act with it.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+app.add_typer(data_app, name="data")
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+def _parse_physics(value: Optional[str]):
+    """'train' (a split) or 'cup_mass=0.3,gravity=9.0' (explicit values)."""
+    if value is None:
+        return None
+    if "=" not in value:
+        return value
+    out = {}
+    for part in value.split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise WmkitError(f"--physics {value!r}: write name=value pairs separated by commas, or a split name")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            raise WmkitError(f"--physics: {key.strip()}={val!r} is not a number") from None
+    return out
+
+
+@app.command()
+def worlds(as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """List the registered worlds with their physics parameters, ranges and splits."""
+    from wmkit.worlds import list_worlds
+
+    rows = list_worlds()
+    if as_json:
+        return _print_json(rows)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="wmkit worlds (also any Gymnasium id as gym:<id>)")
+    for col in ("id", "dt", "physics parameter", "default", "valid range", "train split", "ood split"):
+        table.add_column(col)
+    for w in rows:
+        params = w["physics"] or [{"name": "-", "default": "", "range": "", }]
+        for j, p in enumerate(params):
+            table.add_row(w["id"] if j == 0 else "", f"{w['dt']:.3f}" if j == 0 else "", p["name"],
+                          str(p["default"]), str(p["range"]), str(p.get("train", "")), str(p.get("ood", "")))
+    Console().print(table)
+
+
+@app.command()
+def collect(
+    world: str = typer.Option("Tabletop-v0", help="world id (see `wmkit worlds`)"),
+    episodes: int = typer.Option(..., help="episodes to collect (appended to --out)"),
+    out: Path = typer.Option(..., help="dataset folder"),
+    policy: str = typer.Option("noise", help="random | noise (temporally correlated)"),
+    seed: int = typer.Option(0, help="base seed; episode i is seeded from (seed, i)"),
+    render: Optional[int] = typer.Option(None, help="also store frames of this size, e.g. 64"),
+    camera: Optional[list[str]] = typer.Option(None, help="camera(s) to store frames from"),
+    physics: Optional[str] = typer.Option(None, help="split name (train, ood) or name=value,..."),
+    max_steps: Optional[int] = typer.Option(None, help="episode length limit"),
+):
+    """Run a policy in a world and append episodes to a dataset folder."""
+    from wmkit.data.collect import collect as run
+
+    run(world, episodes, out, policy=policy, seed=seed, render=render, cameras=camera,
+        physics=_parse_physics(physics), max_steps=max_steps)
+    from wmkit.data import load_dataset
+
+    s = load_dataset(out).summary()
+    typer.echo(f"{out}: {s['episodes']} episodes, {s['transitions']} transitions of {s['world']}")
+
+
+@data_app.command("info")
+def data_info(path: Path, as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Summarise a dataset folder."""
+    from wmkit.data import load_dataset
+
+    s = load_dataset(path).summary()
+    if as_json:
+        return _print_json(s)
+    for k, v in s.items():
+        typer.echo(f"{k:>20}: {v}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="dataset folder from `wmkit collect`"),
+    out: Path = typer.Option(..., help="run folder (resumed if it exists)"),
+    model: str = typer.Option("ensemble", help="model family"),
+    steps: int = typer.Option(3000, help="gradient steps in total"),
+    minutes: Optional[float] = typer.Option(None, help="wall-clock budget, counted across resumes"),
+    batch_size: int = typer.Option(256),
+    lr: float = typer.Option(1e-3),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="model config field, e.g. --set members=7"),
+):
+    """Train a world model; Ctrl-C checkpoints, and running again resumes exactly."""
+    from wmkit.train import TrainConfig, train as run
+
+    overrides = {}
+    for item in set_ or []:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise WmkitError(f"--set {item!r}: write field=value")
+        try:
+            overrides[key] = json.loads(val)
+        except json.JSONDecodeError:
+            overrides[key] = val
+    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    run(data, out, model, cfg, model_config=overrides)
+    typer.echo(f"model saved in {out / 'model'}; next: wmkit eval {out} --data {data}")
+
+
+@app.command("eval")
+def eval_(
+    run: str = typer.Argument(..., help="run or model folder, or a reference: oracle, copy-last"),
+    data: Path = typer.Option(..., help="dataset folder (its validation episodes are used)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    plot: Optional[Path] = typer.Option(None, help="write the error/skill plot here (PNG)"),
+    windows: int = typer.Option(256, help="held-out windows to score"),
+):
+    """Open-loop accuracy vs horizon (k = 1, 5, 10, 25, 50): normalised RMSE and skill vs copy-last."""
+    from wmkit.data import load_dataset
+    from wmkit.eval.accuracy import evaluate_accuracy, plot_accuracy
+    from wmkit.models import load_model
+
+    dataset = load_dataset(data)
+    model = load_model(run, world=dataset.world)
+    if model.spec.world != dataset.world:
+        raise WmkitError(f"the model was trained on {model.spec.world} but {data} holds {dataset.world}")
+    acc = evaluate_accuracy(model, dataset, windows=windows)
+    if plot:
+        plot_accuracy({Path(run).name: acc}, plot)
+    if as_json:
+        return _print_json({"model": run, "data": str(data), "world": dataset.world, "accuracy": acc.to_json()})
+    typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
+    for r in acc.to_json():
+        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
+    episodes: int = typer.Option(200, help="episodes to collect"),
+    steps: int = typer.Option(4000, help="training steps"),
+    minutes: Optional[float] = typer.Option(None, help="training time budget"),
+):
+    """Collect -> train -> eval on Tabletop-v0, and write a report with a plot and a filmstrip."""
+    from wmkit.demo import DemoConfig, run_demo
+
+    res = run_demo(DemoConfig(out=out, episodes=episodes, steps=steps, minutes=minutes))
+    typer.echo(f"\n{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
+    for r in res["accuracy"]:
+        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+    typer.echo(f"\nreport: {res['report']}  ({res['seconds']} s)")
+    typer.echo(f"next: wmkit eval {out / 'model'} --data {out / 'data'} --json")
+
+
+def main() -> None:
+    try:
+        app()
+    except WmkitError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

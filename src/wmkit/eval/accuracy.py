@@ -1,0 +1,105 @@
+"""Open-loop accuracy vs horizon: normalised RMSE and skill against the copy-last baseline.
+
+From each held-out window the model observes its context, then imagines `max(horizons)` steps under
+the logged actions, never seeing the truth again. For each horizon k:
+
+    nrmse(k) = mean over state dimensions of RMSE_d(k) / std_d     (std_d from the training split)
+    skill(k) = 1 - nrmse_model(k) / nrmse_copy_last(k)
+
+Skill 1 is perfect, 0 is no better than predicting that nothing moves, below 0 is worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from wmkit.errors import WmkitError
+
+HORIZONS = (1, 5, 10, 25, 50)
+
+
+@dataclass
+class AccuracyResult:
+    horizons: list[int]
+    nrmse: list[float]
+    nrmse_copy_last: list[float]
+    skill: list[float]
+    per_dim_nrmse: list[list[float]]  # [k][d]
+    windows: int
+    context: int
+
+    def to_json(self) -> list[dict]:
+        return [{"k": k, "nrmse": round(e, 6), "nrmse_copy_last": round(c, 6), "skill": round(s, 6)}
+                for k, e, c, s in zip(self.horizons, self.nrmse, self.nrmse_copy_last, self.skill)]
+
+    def skill_at(self, k: int) -> float:
+        return self.skill[self.horizons.index(k)]
+
+
+@torch.no_grad()
+def open_loop(model, windows, batch, context: int):
+    """Predicted and true observations [B, H, D] for a batch of windows after `context` steps."""
+    C = context
+    physics = windows.physics_of(batch) if batch.episode is not None else None
+    state = model.observe(batch.obs[:, : C + 1], batch.actions[:, :C], physics=physics)
+    pred = model.rollout(state, batch.actions[:, C:])
+    return pred, batch.obs[:, C + 1:]
+
+
+@torch.no_grad()
+def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", windows: int = 256,
+                      context: int | None = None) -> AccuracyResult:
+    """Accuracy of `model` on `dataset`'s `split` (episodes never used for training)."""
+    horizons = sorted(set(int(k) for k in horizons))
+    if not horizons or horizons[0] < 1:
+        raise WmkitError(f"horizons {horizons} must be positive integers")
+    if model.spec.obs_dim != dataset.meta.obs_dim or model.spec.action_dim != dataset.meta.action_dim:
+        raise WmkitError(
+            f"model {model.spec.world} (obs {model.spec.obs_dim}, action {model.spec.action_dim}) does not match "
+            f"dataset {dataset.world} (obs {dataset.meta.obs_dim}, action {dataset.meta.action_dim})"
+        )
+    C = max(model.spec.context - 1, 0) if context is None else context
+    H = horizons[-1]
+    win = dataset.windows(C, H, split)
+    batch = win.take(windows).to(model.device)
+    pred, truth = open_loop(model, win, batch, C)
+    std = dataset.stats("train")["obs_std"].clamp_min(1e-6).to(truth.device)
+    last = batch.obs[:, C : C + 1]  # copy-last: the last observed state, held
+    idx = torch.tensor([k - 1 for k in horizons], device=truth.device)
+    err = _nrmse_per_dim(pred.obs[:, idx], truth[:, idx], std)  # [K, D]
+    base = _nrmse_per_dim(last.expand_as(truth)[:, idx], truth[:, idx], std)
+    e, b = err.mean(1), base.mean(1)
+    skill = 1.0 - e / b.clamp_min(1e-12)
+    return AccuracyResult(horizons=horizons, nrmse=e.tolist(), nrmse_copy_last=b.tolist(), skill=skill.tolist(),
+                          per_dim_nrmse=err.tolist(), windows=len(batch), context=C)
+
+
+def _nrmse_per_dim(pred, truth, std):
+    """[B, K, D] x2 -> [K, D]: RMSE over windows, divided by each dimension's std."""
+    return ((pred - truth) ** 2).mean(0).sqrt() / std
+
+
+def plot_accuracy(results: dict[str, AccuracyResult], path) -> None:
+    """Error and skill vs horizon for one or more models, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    first = next(iter(results.values()))
+    ax1.plot(first.horizons, first.nrmse_copy_last, "k--", marker="o", label="copy-last")
+    for name, r in results.items():
+        ax1.plot(r.horizons, r.nrmse, marker="o", label=name)
+        ax2.plot(r.horizons, r.skill, marker="o", label=name)
+    ax1.set(xlabel="horizon k (steps)", ylabel="normalised RMSE", title="open-loop error", xscale="log")
+    ax2.set(xlabel="horizon k (steps)", ylabel="skill vs copy-last", title="skill (1 = perfect)", xscale="log")
+    ax2.axhline(0, color="k", lw=0.8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

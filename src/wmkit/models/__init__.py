@@ -1,0 +1,47 @@
+"""World models: the interface (`base`), the families, the registry and checkpoints."""
+
+from __future__ import annotations
+
+from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+from wmkit.models.checkpoint import load_model as _load_dir
+from wmkit.models.checkpoint import save_model
+from wmkit.models.registry import FAMILIES, REFERENCES, model_class
+
+
+def make_model(family: str, spec: ModelSpec, config=None, **overrides) -> WorldModel:
+    """A fresh model of `family`; `overrides` set fields of its config dataclass."""
+    cls = model_class(family)
+    config_cls = getattr(cls, "config_class", None)
+    if config_cls is not None:
+        config = config or config_cls(**overrides)
+    return cls(spec, config)
+
+
+def reference_model(family: str, world: str) -> WorldModel:
+    """`oracle` or `copy-last` for a world (no training, no weights)."""
+    from wmkit.worlds import make
+
+    if family not in REFERENCES:
+        raise ValueError(family)
+    env = make(world)
+    spec = ModelSpec(world=env.world_id, obs_dim=int(env.observation_space.shape[0]),
+                     action_dim=int(env.action_space.shape[0]), dt=env.dt, latent_dim=0,
+                     action_low=tuple(map(float, env.action_space.low)),
+                     action_high=tuple(map(float, env.action_space.high)))
+    env.close()
+    return model_class(family)(spec)
+
+
+def load_model(path, device="cpu", world: str | None = None) -> WorldModel:
+    """Load a trained model directory, or name a reference (`oracle`, `copy-last`) with `world`."""
+    if str(path) in REFERENCES:
+        if world is None:
+            from wmkit.errors import WmkitError
+
+            raise WmkitError(f"the {path} model needs a world: pass world= (or --data on the command line)")
+        return reference_model(str(path), world)
+    return _load_dir(path, device=device)
+
+
+__all__ = ["ModelSpec", "Prediction", "State", "WorldModel", "FAMILIES", "make_model", "load_model",
+           "reference_model", "save_model"]

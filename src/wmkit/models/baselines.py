@@ -1,0 +1,95 @@
+"""Reference models behind the same verbs: `oracle` (the true simulator) and `copy-last`.
+
+Every metric is checked against them: the oracle must score perfectly and copy-last (predict that
+nothing changes) has zero skill by definition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wmkit.errors import WmkitError
+from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+
+
+class CopyLastModel(WorldModel):
+    """Predicts that the next observation equals the last one seen."""
+
+    family = "copy-last"
+
+    def __init__(self, spec: ModelSpec, config=None):
+        super().__init__(spec.with_(latent_dim=spec.obs_dim, decodes=("state",), predicts=(), context=1), config)
+
+    def observe(self, obs, actions, *, physics=None) -> State:
+        o, _ = self.check_context(obs, actions)
+        return State(obs=o[:, -1])
+
+    def step(self, state, action):
+        a = self.check_actions(action, ndim=2)
+        if a.shape[0] != state.batch_size:
+            raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
+        return state, Prediction(obs=state["obs"].clone())
+
+    def rollout(self, state, actions):
+        a = self.check_actions(actions, ndim=3)
+        return Prediction(obs=state["obs"][:, None].expand(-1, a.shape[1], -1).clone())
+
+
+class OracleModel(WorldModel):
+    """The true simulator as a world model: rebuilds MuJoCo's state from the last observation.
+
+    The state is the exact simulator state of each batch row, with its physics parameters; rollouts
+    step a private copy of the world row by row (CPU, exact, slow next to a learned model).
+    """
+
+    family = "oracle"
+
+    def __init__(self, spec: ModelSpec, config=None):
+        from wmkit.worlds import make
+
+        super().__init__(spec.with_(decodes=("state",), predicts=("reward", "termination"), context=1), config)
+        self.env = make(spec.world)
+        self.env.reset(seed=0)
+        self._param_names = self.env.physics_space.names
+
+    def observe(self, obs, actions, *, physics=None) -> State:
+        o, _ = self.check_context(obs, actions)
+        B = o.shape[0]
+        physics = self._physics_rows(physics, B)
+        sims = []
+        for b in range(B):
+            self._set_physics(physics[b])
+            sims.append(torch.from_numpy(self.env.state_from_obs(o[b, -1].double().cpu().numpy())))
+        params = torch.tensor([[p[n] for n in self._param_names] for p in physics], dtype=torch.float64)
+        return State(sim=torch.stack(sims), physics=params.reshape(B, len(self._param_names)))
+
+    def step(self, state, action):
+        a = self.check_actions(action, ndim=2).double().cpu().numpy()
+        sims, obs, rew, term = [], [], [], []
+        for b in range(state.batch_size):
+            self._set_physics(dict(zip(self._param_names, state["physics"][b].tolist())))
+            self.env.set_state(state["sim"][b].numpy())
+            o, r, te, _, _ = self.env.step(a[b].astype(self.env.action_space.dtype))
+            sims.append(torch.from_numpy(self.env.get_state()))
+            obs.append(o)
+            rew.append(r)
+            term.append(float(te))
+        dev = self.device
+        pred = Prediction(obs=torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=dev),
+                          reward=torch.tensor(rew, device=dev), terminated=torch.tensor(term, device=dev))
+        return State(sim=torch.stack(sims), physics=state["physics"]), pred
+
+    def _physics_rows(self, physics, B):
+        if physics is None:
+            return [self.env.physics_space.defaults()] * B
+        if isinstance(physics, dict):
+            return [physics] * B
+        if len(physics) != B:
+            raise WmkitError(f"physics has {len(physics)} rows for a batch of {B}")
+        return list(physics)
+
+    def _set_physics(self, values: dict) -> None:
+        values = self.env.physics_space.validate(values)
+        self.env.physics = values
+        self.env._apply_physics(values)

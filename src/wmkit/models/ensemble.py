@@ -1,0 +1,157 @@
+"""`ensemble`: a probabilistic ensemble of MLPs on state vectors, after PETS.
+
+Chua et al., "Deep Reinforcement Learning in a Handful of Trials using Probabilistic Dynamics Models"
+(NeurIPS 2018). Kept: E independently initialised members, each predicting a Gaussian over the
+normalised state delta (mean and bounded log-std, trained by negative log-likelihood), members trained
+on different samples (bootstrap), and propagation where each member follows its own trajectory
+(PETS's TS-infinity, here with means, so rollouts are deterministic). Added: reward and termination
+heads, and an optional multi-step loss (train on the model's own open-loop predictions for
+`train_horizon` steps), which keeps long rollouts from drifting.
+
+The prediction is the member mean; `obs_std` is the disagreement between members (epistemic
+uncertainty).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wmkit.errors import WmkitError
+from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+
+
+@dataclass
+class EnsembleConfig:
+    members: int = 5
+    """number of ensemble members (PETS uses 5)"""
+    hidden: int = 200
+    """width of each hidden layer"""
+    layers: int = 3
+    """number of hidden layers"""
+    train_horizon: int = 1
+    """steps of open-loop prediction the loss covers (1 = one-step NLL)"""
+    reward_weight: float = 1.0
+    termination_weight: float = 1.0
+
+    def __post_init__(self):
+        for name in ("members", "hidden", "layers", "train_horizon"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise WmkitError(f"ensemble config: {name}={v!r} must be a positive integer")
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers applied in one batched matmul: [E, N, in] -> [E, N, out]."""
+
+    def __init__(self, members: int, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, d_in, d_out))
+        self.bias = nn.Parameter(torch.zeros(members, 1, d_out))
+        bound = 1.0 / math.sqrt(d_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleModel(WorldModel):
+    family = "ensemble"
+    config_class = EnsembleConfig
+
+    def __init__(self, spec: ModelSpec, config: EnsembleConfig | None = None):
+        config = config or EnsembleConfig()
+        spec = spec.with_(latent_dim=spec.obs_dim, decodes=("state",),
+                          predicts=("reward", "termination", "uncertainty"), context=1)
+        super().__init__(spec, config)
+        D, A, E, H = spec.obs_dim, spec.action_dim, config.members, config.hidden
+        dims = [D + A] + [H] * config.layers
+        self.trunk = nn.ModuleList(EnsembleLinear(E, i, o) for i, o in zip(dims[:-1], dims[1:]))
+        self.head = EnsembleLinear(E, H, 2 * D + 2)  # delta mean, delta log-std, reward, termination logit
+        self.max_logstd = nn.Parameter(torch.full((1, 1, D), 0.5))
+        self.min_logstd = nn.Parameter(torch.full((1, 1, D), -5.0))
+        for name, size in (("obs", D), ("act", A), ("delta", D)):
+            self.register_buffer(f"{name}_mean", torch.zeros(size))
+            self.register_buffer(f"{name}_std", torch.ones(size))
+        self.register_buffer("reward_scale", torch.ones(()))
+
+    def set_normalizer(self, stats: dict[str, torch.Tensor]) -> None:
+        """Normalising statistics from the training data (`Dataset.stats`)."""
+        for name in ("obs", "act", "delta"):
+            getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])
+            getattr(self, f"{name}_std").copy_(stats[f"{name}_std"].clamp_min(1e-6))
+        if "reward_std" in stats:
+            self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
+
+    # ---- network -------------------------------------------------------------------------------
+    def _forward(self, obs: torch.Tensor, action: torch.Tensor):
+        """obs [E, N, D], action [E, N, A] -> delta mean/log-std [E, N, D] (normalised), reward, logit [E, N]."""
+        x = torch.cat([(obs - self.obs_mean) / self.obs_std, (action - self.act_mean) / self.act_std], dim=-1)
+        for layer in self.trunk:
+            x = F.silu(layer(x))
+        out = self.head(x)
+        D = self.spec.obs_dim
+        mean, logstd = out[..., :D], out[..., D:2 * D]
+        # soft bounds on the log-std, as in PETS
+        logstd = self.max_logstd - F.softplus(self.max_logstd - logstd)
+        logstd = self.min_logstd + F.softplus(logstd - self.min_logstd)
+        return mean, logstd, out[..., 2 * D] * self.reward_scale, out[..., 2 * D + 1]
+
+    def _next_obs(self, obs, delta_norm):
+        return obs + delta_norm * self.delta_std + self.delta_mean
+
+    # ---- verbs ---------------------------------------------------------------------------------
+    def observe(self, obs, actions, *, physics=None) -> State:
+        o, _ = self.check_context(obs, actions)
+        last = o[:, -1]  # Markov: the last observation is the state
+        return State(obs=last[:, None].expand(-1, self.config.members, -1).contiguous())  # [B, E, D]
+
+    def step(self, state: State, action) -> tuple[State, Prediction]:
+        a = self.check_actions(action, ndim=2)
+        obs = state["obs"].transpose(0, 1)  # [E, B, D]
+        act = a[None].expand(obs.shape[0], -1, -1)
+        mean, _, reward, logit = self._forward(obs, act)
+        nxt = self._next_obs(obs, mean)  # each member follows its own trajectory
+        pred = Prediction(
+            obs=nxt.mean(0), obs_std=nxt.std(0, unbiased=False), reward=reward.mean(0),
+            terminated=torch.sigmoid(logit).mean(0),
+        )
+        return State(obs=nxt.transpose(0, 1)), pred
+
+    @property
+    def train_window(self) -> int:
+        return self.config.train_horizon
+
+    def loss(self, batch):
+        """batch: obs [E*B, L+1, D] etc.; each member trains on its own B windows (bootstrap)."""
+        E, K = self.config.members, self.config.train_horizon
+        obs, act = batch.obs, batch.actions
+        if obs.shape[0] % E:
+            raise WmkitError(f"batch of {obs.shape[0]} windows does not split over {E} members")
+        if act.shape[1] < K:
+            raise WmkitError(f"windows of {act.shape[1]} steps are shorter than train_horizon={K}")
+        B = obs.shape[0] // E
+        obs = obs.reshape(E, B, *obs.shape[1:])  # [E, B, L+1, D]
+        act = act.reshape(E, B, *act.shape[1:])
+        rew = batch.rewards.reshape(E, B, -1)
+        term = batch.terminated.reshape(E, B, -1)
+        cur = obs[:, :, 0]
+        nll = rew_loss = term_loss = mse = 0.0
+        for k in range(K):
+            mean, logstd, reward, logit = self._forward(cur, act[:, :, k])
+            target = (obs[:, :, k + 1] - cur - self.delta_mean) / self.delta_std
+            nll = nll + (((mean - target) / logstd.exp()) ** 2 / 2 + logstd).mean()
+            mse = mse + F.mse_loss(mean, target).detach()
+            rew_loss = rew_loss + F.mse_loss(reward / self.reward_scale, rew[:, :, k] / self.reward_scale)
+            term_loss = term_loss + F.binary_cross_entropy_with_logits(logit, term[:, :, k])
+            cur = self._next_obs(cur, mean)  # open loop: feed the prediction back
+        c = self.config
+        bounds = 0.01 * (self.max_logstd.sum() - self.min_logstd.sum())
+        total = (nll + c.reward_weight * rew_loss + c.termination_weight * term_loss) / K + bounds
+        metrics = {"nll": nll.item() / K, "delta_mse": float(mse) / K, "reward_mse": rew_loss.item() / K,
+                   "termination_bce": term_loss.item() / K}
+        return total, metrics

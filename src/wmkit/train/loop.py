@@ -1,0 +1,231 @@
+"""`train`: the one training loop. Typed config, progress bar, JSONL log, checkpoints, exact resume.
+
+A run directory holds:
+
+    run.json              what was asked: data, family, model config, train config
+    model/                the latest checkpoint (config.json, weights.safetensors, meta.json)
+    trainer/              optimizer and random-generator state for exact resume
+    log.jsonl             one JSON object per logged step
+
+Running `train` again on the same folder resumes where it stopped; the result is bit-identical to an
+uninterrupted run (same data order, same optimizer state).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from wmkit.errors import WmkitError
+from wmkit.models.checkpoint import save_model, write_json
+from wmkit.train.state import load_trainer, save_trainer
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    """gradient steps in total (the run stops at whichever of steps/minutes comes first)"""
+    minutes: float | None = None
+    """wall-clock budget in minutes, counted across resumes"""
+    batch_size: int = 256
+    """windows per gradient step (per ensemble member for the ensemble)"""
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    grad_clip: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    """'auto' (CUDA when present), 'cpu' or 'cuda'"""
+    log_every: int = 50
+    checkpoint_every: int = 500
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise WmkitError(f"train config: steps={self.steps!r} must be a positive integer")
+        if self.minutes is not None and not (self.minutes > 0):
+            raise WmkitError(f"train config: minutes={self.minutes!r} must be positive")
+        if self.batch_size < 1:
+            raise WmkitError(f"train config: batch_size={self.batch_size!r} must be positive")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise WmkitError(f"train config: lr={self.lr!r} must be a positive number")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise WmkitError(f"train config: device={self.device!r}; use auto, cpu or cuda")
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise WmkitError(f"device={self.device!r} but CUDA is not available here; use --device cpu")
+        return torch.device(self.device)
+
+
+def train(data: str | Path, out: str | Path, family: str = "ensemble", config: TrainConfig | None = None,
+          model_config: dict | None = None, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train `family` on the dataset at `data` into the run folder `out` (resuming if it exists).
+
+    `stop_after` ends this call after that many steps as if interrupted (for tests of resume).
+    """
+    from wmkit.data import load_dataset
+    from wmkit.models import make_model
+    from wmkit.models.registry import TRAINABLE
+
+    if family not in TRAINABLE:
+        raise WmkitError(f"family {family!r} is not trainable; choose one of: {', '.join(TRAINABLE)}")
+    out = Path(out)
+    cfg = config or TrainConfig()
+    run_file = out / "run.json"
+    request = {"data": str(Path(data).resolve()), "family": family, "model_config": model_config or {},
+               "train_config": asdict(cfg)}
+    resuming = (out / "trainer" / "trainer.json").is_file()
+    if resuming:
+        previous = json.loads(run_file.read_text())
+        for key in ("family", "model_config"):
+            if previous[key] != request[key]:
+                raise WmkitError(f"{out} was trained with {key}={previous[key]!r}, not {request[key]!r}; "
+                                 f"use a new --out folder or the same settings to resume")
+        request["train_config"] = {**previous["train_config"], "steps": cfg.steps, "minutes": cfg.minutes}
+        cfg = TrainConfig(**request["train_config"])
+    elif out.exists() and any(out.iterdir()):
+        raise WmkitError(f"{out} exists and is not a run that can be resumed; choose a new --out folder")
+
+    dataset = load_dataset(data, val_fraction=cfg.val_fraction)
+    device = cfg.resolved_device()
+    torch.manual_seed(cfg.seed)
+    spec = _spec_for(dataset)
+    model = make_model(family, spec, **(model_config or {})).to(device)
+    stats = dataset.stats("train")
+    rewards = torch.cat([torch.from_numpy(e.rewards) for e in dataset.split("train")])
+    stats["reward_std"] = rewards.float().std()
+    model.set_normalizer({k: v.to(device) for k, v in stats.items()})
+    context = model.spec.context - 1
+    train_windows = dataset.windows(context, model.train_window, "train")
+    val_windows = _maybe_windows(dataset, context, model.train_window)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    step, elapsed = 0, 0.0
+    if resuming:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(out / "model" / "weights.safetensors")))
+        info = load_trainer(out / "trainer", optimizer, generator)
+        step, elapsed = info["step"], info["elapsed_s"]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(run_file, request)
+
+    per_step = cfg.batch_size * getattr(model.config, "members", 1)
+    budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
+    stopping = _StopFlag()
+    log = (out / "log.jsonl").open("a")
+    bar = _progress(progress)
+    task = bar.add_task(f"train {family}", total=cfg.steps, completed=step, loss=float("nan"))
+    t_start, last_log, steps_since_log = time.perf_counter() - elapsed, time.perf_counter(), 0
+    this_call = 0
+    try:
+        with bar, stopping:
+            model.train()
+            while step < cfg.steps and elapsed < budget_s and not stopping.set:
+                batch = train_windows.sample(per_step, generator).to(device)
+                loss, metrics = model.loss(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                this_call += 1
+                steps_since_log += 1
+                elapsed = time.perf_counter() - t_start
+                if not math.isfinite(loss.item()):
+                    raise WmkitError(f"loss became {loss.item()} at step {step}; lower --lr or check the data")
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    row = {"step": step, "loss": loss.item(), **metrics, "elapsed_s": round(elapsed, 2),
+                           "samples_per_s": round(steps_since_log * per_step / max(now - last_log, 1e-9), 1)}
+                    if val_windows is not None:
+                        row["val_loss"] = _val_loss(model, val_windows, per_step)
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    last_log, steps_since_log = now, 0
+                bar.update(task, completed=step, loss=loss.item())
+                if step % cfg.checkpoint_every == 0:
+                    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
+                if stop_after is not None and this_call >= stop_after:
+                    break
+    finally:
+        log.close()
+        _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
+    return out
+
+
+def _spec_for(dataset):
+    from wmkit.models import ModelSpec
+
+    return ModelSpec.from_dataset_meta(dataset.meta, latent_dim=dataset.meta.obs_dim)
+
+
+def _maybe_windows(dataset, context, horizon):
+    try:
+        return dataset.windows(context, horizon, "val")
+    except WmkitError:
+        return None
+
+
+@torch.no_grad()
+def _val_loss(model, windows, n) -> float:
+    model.eval()
+    batch = windows.take(n).to(model.device)
+    members = getattr(model.config, "members", 1)
+    if len(batch) % members:  # keep whole groups per member
+        keep = len(batch) - len(batch) % members
+        batch = type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep])
+    loss, _ = model.loss(batch)
+    model.train()
+    return round(loss.item(), 5)
+
+
+def _checkpoint(out, model, optimizer, generator, step, elapsed, dataset):
+    meta = {"step": step, "elapsed_s": round(elapsed, 2), "data": str(dataset.root.resolve()),
+            "world": dataset.world, "episodes": len(dataset.episodes)}
+    save_model(model, out / "model", meta=meta)
+    save_trainer(out / "trainer", optimizer, generator, {"step": step, "elapsed_s": elapsed})
+
+
+class _StopFlag:
+    """Ctrl-C or SIGTERM ends the loop cleanly after the current step, then the run is checkpointed."""
+
+    def __init__(self):
+        self.set = False
+
+    def __enter__(self):
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for s in self._old:
+                signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._old = {}
+        return self
+
+    def _handle(self, signum, frame):
+        self.set = True
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), disable=not enabled)
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]

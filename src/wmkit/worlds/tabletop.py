@@ -1,0 +1,136 @@
+"""Tabletop-v0, wmkit's embedded default world: push a cup across a table; past the edge it falls.
+
+Physics (state, named parts) lives in `assets/tabletop.xml`; this file is the task: observation,
+action, reward, termination, events and the physics parameters a user may change.
+
+Observation (17): pusher x, y | cup position (3) | cup orientation quaternion (4) |
+pusher velocity (2) | cup linear velocity (3) | cup angular velocity (3). It is MuJoCo's
+(qpos, qvel) exactly, so `state_from_obs` restores the simulator from an observation.
+Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_strength` newtons.
+Reward: minus the cup's distance to the green target spot, and -5 when the cup hits the floor.
+Termination: the cup hits the floor. Truncation: 200 steps (10 s at 20 Hz).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from wmkit.worlds.base import MujocoWorld
+from wmkit.worlds.physics import PhysicsParam, PhysicsSpace
+
+TABLE_HALF = 0.25  # metres, half the side of the square table top
+TARGET_XY = np.array([0.12, 0.12])
+DROP_PENALTY = 5.0
+
+_PHYSICS = PhysicsSpace(
+    params=(
+        PhysicsParam("cup_mass", 0.2, 0.02, 2.0, "mass of the cup, kg"),
+        PhysicsParam("cup_friction", 0.5, 0.05, 2.0, "sliding friction coefficient of the cup"),
+        PhysicsParam("table_friction", 0.5, 0.05, 2.0, "sliding friction coefficient of the table top"),
+        PhysicsParam("pusher_strength", 5.0, 1.0, 20.0, "force of the pusher at full action, N"),
+        PhysicsParam("gravity", 9.81, 1.0, 20.0, "gravitational acceleration, m/s^2"),
+    ),
+    splits={
+        "train": ({"cup_mass": (0.15, 0.25), "cup_friction": (0.375, 0.625), "table_friction": (0.375, 0.625),
+                   "pusher_strength": (4.0, 6.0), "gravity": (8.0, 11.0)},),
+        "ood": ({"cup_mass": (0.04, 0.1), "cup_friction": (0.1, 0.25)},
+                {"cup_mass": (0.3, 0.36), "cup_friction": (0.75, 0.9)}),
+    },
+)
+
+
+class Tabletop(MujocoWorld):
+    world_id = "Tabletop-v0"
+    physics_space = _PHYSICS
+    frame_skip = 10
+    dt = 0.05
+    default_max_steps = 200
+    cameras = ("top", "side")
+    events = ("pusher_touches_cup", "cup_leaves_table", "cup_hits_floor")
+    annotated_bodies = ("pusher", "cup")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        xml = files("wmkit.worlds").joinpath("assets/tabletop.xml").read_text()
+        model = mujoco.MjModel.from_xml_string(xml)
+        self._init_mujoco(model, mujoco.MjData(model))
+        g = lambda name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
+        self._geom = {n: g(n) for n in ("cup", "pusher", "table", "floor")}
+        self._touch_pair = np.sort([self._geom["pusher"], self._geom["cup"]])
+        self._floor_pair = np.sort([self._geom["cup"], self._geom["floor"]])
+        self._cup_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "cup")
+        self._pair = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_PAIR, "cup_table")
+        self._table_top = model.body("table").pos[2] + model.geom("table").size[2]
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(17,), dtype=np.float64)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self._left_table = False
+        self._hit_floor = False
+
+    def _apply_physics(self, v):
+        m, cup = self.model, self._cup_body
+        m.body_mass[cup] = v["cup_mass"]
+        m.body_inertia[cup] = self._nominal["body_inertia"][cup] * v["cup_mass"] / self._nominal["body_mass"][cup]
+        m.geom_friction[self._geom["cup"], 0] = v["cup_friction"]
+        m.geom_friction[self._geom["table"], 0] = v["table_friction"]
+        # cup-on-table sliding friction is the mean of the two coefficients (MuJoCo would take the max)
+        m.pair_friction[self._pair, :2] = 0.5 * (v["cup_friction"] + v["table_friction"])
+        m.actuator_gear[:, 0] = v["pusher_strength"]
+        m.opt.gravity[:] = (0.0, 0.0, -v["gravity"])
+        self._update_constants()  # mass-derived constants (contact softness) follow the new cup mass
+
+    def _reset_sim(self, rng):
+        mujoco.mj_resetData(self.model, self.data)
+        cup_xy = rng.uniform(-0.12, 0.12, size=2)
+        angle = rng.uniform(0, 2 * np.pi)
+        pusher_xy = cup_xy + rng.uniform(0.12, 0.2) * np.array([np.cos(angle), np.sin(angle)])
+        self.data.qpos[:2] = pusher_xy
+        self.data.qpos[2:5] = (*cup_xy, self._table_top + self.model.geom("cup").size[1])
+        self.data.qpos[5:9] = (1.0, 0.0, 0.0, 0.0)
+        mujoco.mj_forward(self.model, self.data)
+        self._left_table = False
+        self._hit_floor = False
+
+    def _simulate(self, action):
+        self.data.ctrl[:] = action
+        touched = hit_floor = False
+        for _ in range(self.frame_skip):
+            mujoco.mj_step(self.model, self.data)
+            if self.data.ncon:
+                pairs = np.sort(self.data.contact.geom[: self.data.ncon], axis=1)
+                touched |= bool(np.any(np.all(pairs == self._touch_pair, axis=1)))
+                hit_floor |= bool(np.any(np.all(pairs == self._floor_pair, axis=1)))
+        mujoco.mj_forward(self.model, self.data)  # positions and contacts of the state reached, for annotations
+        events = []
+        if touched:
+            events.append("pusher_touches_cup")
+        if not self._left_table and np.any(np.abs(self.data.qpos[2:4]) > TABLE_HALF):
+            self._left_table = True
+            events.append("cup_leaves_table")
+        if hit_floor:
+            events.append("cup_hits_floor")
+        self._hit_floor = hit_floor
+        return tuple(events)
+
+    def _observe(self):
+        return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float64)
+
+    def _task(self):
+        dist = float(np.linalg.norm(self.data.qpos[2:4] - TARGET_XY))
+        dropped = self._hit_floor
+        return -dist - (DROP_PENALTY if dropped else 0.0), dropped
+
+    def state_from_obs(self, obs):
+        obs = np.asarray(obs, dtype=np.float64)
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[:] = obs[:9]
+        self.data.qpos[5:9] /= max(np.linalg.norm(obs[5:9]), 1e-9)
+        self.data.qvel[:] = obs[9:]
+        mujoco.mj_forward(self.model, self.data)
+        return self.get_state()
+
+    def cup_on_table(self) -> bool:
+        return not self._left_table
