@@ -160,7 +160,7 @@ def eval_(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
-    episodes: int = typer.Option(200, help="episodes to collect"),
+    episodes: int = typer.Option(600, help="episodes to collect"),
     steps: int = typer.Option(4000, help="training steps"),
     minutes: Optional[float] = typer.Option(None, help="training time budget"),
 ):

@@ -13,10 +13,12 @@ WORLD = "Tabletop-v0"
 @dataclass
 class DemoConfig:
     out: Path = Path("runs/demo")
-    episodes: int = 200
+    episodes: int = 600
     """episodes to collect (coloured-noise pushes)"""
     steps: int = 4000
     """training steps of the ensemble"""
+    hidden: int = 400
+    """width of the ensemble's hidden layers (wider than PETS's 200: contacts need the capacity)"""
     minutes: float | None = None
     seed: int = 0
     progress: bool = True
@@ -46,7 +48,7 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
         say(f"[1/3] {data_dir} already holds {have} episodes")
     say(f"[2/3] training an ensemble world model into {run_dir}")
     train(data_dir, run_dir, "ensemble", TrainConfig(steps=cfg.steps, minutes=cfg.minutes, seed=cfg.seed),
-          progress=cfg.progress)
+          model_config={"hidden": cfg.hidden}, progress=cfg.progress)
     model = load_model(run_dir)
     say("[3/3] evaluating on held-out episodes")
     dataset = load_dataset(data_dir)

@@ -3,7 +3,7 @@
 From each held-out window the model observes its context, then imagines `max(horizons)` steps under
 the logged actions, never seeing the truth again. For each horizon k:
 
-    nrmse(k) = mean over state dimensions of RMSE_d(k) / std_d     (std_d from the training split)
+    nrmse(k) = mean over state dimensions of RMSE_d(k) / std_d     (std_d over the whole dataset)
     skill(k) = 1 - nrmse_model(k) / nrmse_copy_last(k)
 
 Skill 1 is perfect, 0 is no better than predicting that nothing moves, below 0 is worse.
@@ -43,7 +43,8 @@ def open_loop(model, windows, batch, context: int):
     """Predicted and true observations [B, H, D] for a batch of windows after `context` steps."""
     C = context
     physics = windows.physics_of(batch) if batch.episode is not None else None
-    state = model.observe(batch.obs[:, : C + 1], batch.actions[:, :C], physics=physics)
+    sim_state = batch.sim_state[:, C] if batch.sim_state is not None else None
+    state = model.observe(batch.obs[:, : C + 1], batch.actions[:, :C], physics=physics, sim_state=sim_state)
     pred = model.rollout(state, batch.actions[:, C:])
     return pred, batch.obs[:, C + 1:]
 
@@ -65,7 +66,9 @@ def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", win
     win = dataset.windows(C, H, split)
     batch = win.take(windows).to(model.device)
     pred, truth = open_loop(model, win, batch, C)
-    std = dataset.stats("train")["obs_std"].clamp_min(1e-6).to(truth.device)
+    # scales from all episodes: a dimension that barely moves in training (a cup that never fell)
+    # must not turn one held-out fall into an error of thousands
+    std = dataset.stats("all")["obs_std"].clamp_min(1e-6).to(truth.device)
     last = batch.obs[:, C : C + 1]  # copy-last: the last observed state, held
     idx = torch.tensor([k - 1 for k in horizons], device=truth.device)
     err = _nrmse_per_dim(pred.obs[:, idx], truth[:, idx], std)  # [K, D]

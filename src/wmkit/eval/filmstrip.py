@@ -29,7 +29,8 @@ def filmstrip(model, episode, env, start: int, horizon: int, every: int = 4, cam
     horizon = min(horizon, len(episode) - start)
     obs = torch.as_tensor(episode.obs[None, start: start + 1])
     acts = torch.as_tensor(episode.actions[None, start: start + horizon])
-    state = model.observe(obs, torch.zeros(1, 0, acts.shape[-1]), physics=[episode.physics])
+    state = model.observe(obs, torch.zeros(1, 0, acts.shape[-1]), physics=[episode.physics],
+                          sim_state=torch.as_tensor(episode.sim_state[start: start + 1]))
     pred = model.rollout(state, acts).obs[0].cpu().numpy()  # [H, D]
     steps = list(range(every, horizon + 1, every)) or [horizon]
     if steps[-1] != horizon:

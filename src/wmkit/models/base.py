@@ -8,8 +8,10 @@
 | `rollout(state, actions[B,H,A]) -> Prediction` | batched imagination, fields shaped [B,H,...] |
 | `loss(batch) -> (scalar, metrics)` | what the trainer minimises |
 
-`observe` also takes `physics`, the true parameters of each sequence when known: learned models
-ignore it; the `oracle` (the true simulator behind these verbs) needs it.
+`observe` also takes what only the true simulator can use, when the caller knows it: `physics` (the
+parameters of each sequence) and `sim_state` (the exact simulator state at the last context step,
+[B, S] float64). Learned models ignore both; the `oracle` (the true simulator behind these verbs)
+uses them to be exact, and falls back on rebuilding its state from the observation.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class WorldModel(nn.Module, ABC):
 
     # ---- the verbs -----------------------------------------------------------------------------
     @abstractmethod
-    def observe(self, obs, actions, *, physics=None) -> State: ...
+    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State: ...
 
     @abstractmethod
     def step(self, state: State, action) -> tuple[State, Prediction]: ...

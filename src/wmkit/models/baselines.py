@@ -21,7 +21,7 @@ class CopyLastModel(WorldModel):
     def __init__(self, spec: ModelSpec, config=None):
         super().__init__(spec.with_(latent_dim=spec.obs_dim, decodes=("state",), predicts=(), context=1), config)
 
-    def observe(self, obs, actions, *, physics=None) -> State:
+    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         return State(obs=o[:, -1])
 
@@ -53,14 +53,19 @@ class OracleModel(WorldModel):
         self.env.reset(seed=0)
         self._param_names = self.env.physics_space.names
 
-    def observe(self, obs, actions, *, physics=None) -> State:
+    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         B = o.shape[0]
         physics = self._physics_rows(physics, B)
-        sims = []
-        for b in range(B):
-            self._set_physics(physics[b])
-            sims.append(torch.from_numpy(self.env.state_from_obs(o[b, -1].double().cpu().numpy())))
+        if sim_state is not None:  # exact
+            sims = list(torch.as_tensor(sim_state, dtype=torch.float64).cpu())
+            if len(sims) != B:
+                raise WmkitError(f"sim_state has {len(sims)} rows for a batch of {B}")
+        else:  # rebuilt from float32 observations: exact up to rounding and the contact solver's warm start
+            sims = []
+            for b in range(B):
+                self._set_physics(physics[b])
+                sims.append(torch.from_numpy(self.env.state_from_obs(o[b, -1].double().cpu().numpy())))
         params = torch.tensor([[p[n] for n in self._param_names] for p in physics], dtype=torch.float64)
         return State(sim=torch.stack(sims), physics=params.reshape(B, len(self._param_names)))
 

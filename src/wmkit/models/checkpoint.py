@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from wmkit.errors import WmkitError
 
 CONFIG_FILE, WEIGHTS_FILE, META_FILE = "config.json", "weights.safetensors", "meta.json"
+FORMAT_VERSION = 1
 
 
 def save_model(model, path: str | Path, meta: dict | None = None) -> Path:
@@ -27,7 +28,7 @@ def save_model(model, path: str | Path, meta: dict | None = None) -> Path:
         "family": model.family,
         "config": asdict(model.config) if model.config is not None else {},
         "spec": model.spec.to_dict(),
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path / f".{WEIGHTS_FILE}.tmp"
@@ -52,6 +53,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         raise WmkitError(f"{path} is not a wmkit model (no {CONFIG_FILE}); pass a run or model directory")
     try:
         cfg = json.loads(cfg_path.read_text())
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise WmkitError(f"{cfg_path} has checkpoint format {cfg.get('format_version')!r}; this wmkit reads "
+                             f"format {FORMAT_VERSION}")
         family, spec = cfg["family"], ModelSpec.from_dict(cfg["spec"])
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise WmkitError(f"{cfg_path} is malformed ({e}); re-save the model") from None

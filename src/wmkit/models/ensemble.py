@@ -6,7 +6,10 @@ normalised state delta (mean and bounded log-std, trained by negative log-likeli
 on different samples (bootstrap), and propagation where each member follows its own trajectory
 (PETS's TS-infinity, here with means, so rollouts are deterministic). Added: reward and termination
 heads, and an optional multi-step loss (train on the model's own open-loop predictions for
-`train_horizon` steps), which keeps long rollouts from drifting.
+`train_horizon` steps), beta-NLL (Seitzer et al., ICLR 2022) so that the mean still fits the hard
+samples (contacts) that plain NLL lets a model wave away with a large variance, and imagined states
+clamped to the training data's range widened by half of it, so one wild member cannot blow up a
+long rollout.
 
 The prediction is the member mean; `obs_std` is the disagreement between members (epistemic
 uncertainty).
@@ -35,6 +38,8 @@ class EnsembleConfig:
     """number of hidden layers"""
     train_horizon: int = 1
     """steps of open-loop prediction the loss covers (1 = one-step NLL)"""
+    nll_beta: float = 0.5
+    """beta-NLL (Seitzer et al. 2022): weight each term by stop-grad(variance^beta); 0 = plain NLL"""
     reward_weight: float = 1.0
     termination_weight: float = 1.0
 
@@ -77,6 +82,9 @@ class EnsembleModel(WorldModel):
         for name, size in (("obs", D), ("act", A), ("delta", D)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
+        # imagined states are kept inside the training data's range (widened by half of it on each side)
+        self.register_buffer("obs_low", torch.full((D,), -torch.inf))
+        self.register_buffer("obs_high", torch.full((D,), torch.inf))
         self.register_buffer("reward_scale", torch.ones(()))
 
     def set_normalizer(self, stats: dict[str, torch.Tensor]) -> None:
@@ -84,6 +92,10 @@ class EnsembleModel(WorldModel):
         for name in ("obs", "act", "delta"):
             getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])
             getattr(self, f"{name}_std").copy_(stats[f"{name}_std"].clamp_min(1e-6))
+        if "obs_min" in stats:
+            span = stats["obs_max"] - stats["obs_min"]
+            self.obs_low.copy_(stats["obs_min"] - span / 2)
+            self.obs_high.copy_(stats["obs_max"] + span / 2)
         if "reward_std" in stats:
             self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
 
@@ -102,10 +114,11 @@ class EnsembleModel(WorldModel):
         return mean, logstd, out[..., 2 * D] * self.reward_scale, out[..., 2 * D + 1]
 
     def _next_obs(self, obs, delta_norm):
-        return obs + delta_norm * self.delta_std + self.delta_mean
+        nxt = obs + delta_norm * self.delta_std + self.delta_mean
+        return torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
 
     # ---- verbs ---------------------------------------------------------------------------------
-    def observe(self, obs, actions, *, physics=None) -> State:
+    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         last = o[:, -1]  # Markov: the last observation is the state
         return State(obs=last[:, None].expand(-1, self.config.members, -1).contiguous())  # [B, E, D]
@@ -144,7 +157,10 @@ class EnsembleModel(WorldModel):
         for k in range(K):
             mean, logstd, reward, logit = self._forward(cur, act[:, :, k])
             target = (obs[:, :, k + 1] - cur - self.delta_mean) / self.delta_std
-            nll = nll + (((mean - target) / logstd.exp()) ** 2 / 2 + logstd).mean()
+            term_nll = ((mean - target) / logstd.exp()) ** 2 / 2 + logstd
+            if self.config.nll_beta:
+                term_nll = term_nll * (2 * self.config.nll_beta * logstd).exp().detach()
+            nll = nll + term_nll.mean()
             mse = mse + F.mse_loss(mean, target).detach()
             rew_loss = rew_loss + F.mse_loss(reward / self.reward_scale, rew[:, :, k] / self.reward_scale)
             term_loss = term_loss + F.binary_cross_entropy_with_logits(logit, term[:, :, k])

@@ -7,6 +7,9 @@ Observation (17): pusher x, y | cup position (3) | cup orientation quaternion (4
 pusher velocity (2) | cup linear velocity (3) | cup angular velocity (3). It is MuJoCo's
 (qpos, qvel) exactly, so `state_from_obs` restores the simulator from an observation.
 Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_strength` newtons.
+The pusher (a flat puck riding just above the table top) hangs on a spring-loaded, damped gantry:
+a constant force holds it at a point (full force: the table's edge), so the action sets where it
+goes and how fast, and it pushes the cup low, near its base, without tipping it.
 Reward: minus the cup's distance to the green target spot, and -5 when the cup hits the floor.
 Termination: the cup hits the floor. Truncation: 200 steps (10 s at 20 Hz).
 """

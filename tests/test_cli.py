@@ -1,0 +1,62 @@
+"""The command line, run as a user runs it: a real subprocess, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def wmkit(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "wmkit.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_help_lists_the_verbs():
+    out = wmkit("--help").stdout
+    for verb in ("worlds", "collect", "train", "eval", "demo", "data"):
+        assert verb in out
+
+
+def test_worlds_json_lists_physics():
+    rows = json.loads(wmkit("worlds", "--json").stdout)
+    tabletop = next(r for r in rows if r["id"] == "Tabletop-v0")
+    assert {p["name"] for p in tabletop["physics"]} >= {"cup_mass", "gravity"}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["collect", "--world", "Atlantis-v9", "--episodes", "1", "--out", "{tmp}/a"], "unknown world 'Atlantis-v9'"),
+    (["collect", "--episodes", "1", "--out", "{tmp}/b", "--physics", "cup_mass=50"], "cup_mass=50.0 is outside"),
+    (["collect", "--episodes", "1", "--out", "{tmp}/c", "--physics", "heavy"], "unknown physics split 'heavy'"),
+    (["data", "info", "{tmp}"], "not a wmkit dataset"),
+    (["eval", "{tmp}", "--data", "{tmp}"], "not a wmkit dataset"),
+])
+def test_user_errors_are_one_line(tmp_path, args, needle):
+    proc = wmkit(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+
+
+def test_eval_json_and_data_info(tabletop_run, tabletop_data, tmp_path):
+    res = json.loads(wmkit("eval", tabletop_run, "--data", tabletop_data, "--json", "--plot", tmp_path / "p.png").stdout)
+    assert [r["k"] for r in res["accuracy"]] == [1, 5, 10, 25, 50]
+    assert all({"k", "nrmse", "skill"} <= set(r) for r in res["accuracy"])
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    copy = json.loads(wmkit("eval", "copy-last", "--data", tabletop_data, "--json").stdout)
+    assert all(r["skill"] == 0 for r in copy["accuracy"])
+    info = json.loads(wmkit("data", "info", tabletop_data, "--json").stdout)
+    assert info["world"] == "Tabletop-v0" and info["episodes"] >= 24
+
+
+def test_train_then_resume_from_the_cli(tabletop_data, tmp_path):
+    run = tmp_path / "run"
+    wmkit("train", "--data", tabletop_data, "--out", run, "--steps", "20", "--batch-size", "16", "--set", "hidden=16")
+    wmkit("train", "--data", tabletop_data, "--out", run, "--steps", "30", "--batch-size", "16", "--set", "hidden=16")
+    meta = json.loads((run / "model" / "meta.json").read_text())
+    assert meta["step"] == 30
+    proc = wmkit("train", "--data", tabletop_data, "--out", run, "--steps", "40", "--set", "hidden=32", check=False)
+    assert proc.returncode == 2 and "model_config" in proc.stderr

@@ -1,0 +1,130 @@
+"""World models: the contract on every family, the references, a planted leak, and checkpoints."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import wmkit
+from wmkit import WmkitError
+from wmkit.eval.accuracy import evaluate_accuracy
+from wmkit.models import FAMILIES, ModelSpec, Prediction, State, load_model, make_model, reference_model
+from wmkit.models.baselines import CopyLastModel
+
+
+def _spec(world="Tabletop-v0"):
+    return reference_model("copy-last", world).spec
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_passes_the_contract(family):
+    model = reference_model(family, "Tabletop-v0") if family in ("oracle", "copy-last") else make_model(family, _spec())
+    wmkit.check_world_model(model)
+
+
+@pytest.mark.parametrize("world", ["Pendulum-v1", "Reacher-v5"])
+def test_ensemble_contract_on_other_worlds(world):
+    wmkit.check_world_model(make_model("ensemble", _spec(world), members=3, hidden=32))
+
+
+class _PeeksAhead(CopyLastModel):
+    """A planted cheat: each prediction moves by the mean of *all* future actions."""
+
+    family = "peeks-ahead"
+
+    def rollout(self, state, actions):
+        a = self.check_actions(actions, ndim=3)
+        shift = a.mean(1, keepdim=True).sum(-1, keepdim=True)  # depends on the future
+        return Prediction(obs=state["obs"][:, None] + shift.expand(-1, a.shape[1], self.spec.obs_dim))
+
+    def step(self, state, action):
+        return state, Prediction(obs=self.rollout(state, action[:, None]).obs[:, 0])
+
+
+def test_the_checker_catches_a_future_leak():
+    with pytest.raises(AssertionError, match="future leak|differs"):
+        wmkit.check_world_model(_PeeksAhead(_spec()), save_load=False)
+
+
+def test_references_score_as_they_must(tabletop_data):
+    ds = wmkit.load_dataset(tabletop_data)
+    oracle = evaluate_accuracy(load_model("oracle", world=ds.world), ds, horizons=(1, 5), windows=24)
+    copy = evaluate_accuracy(load_model("copy-last", world=ds.world), ds, horizons=(1, 5), windows=24)
+    assert copy.skill == [0.0, 0.0]
+    assert oracle.skill[0] > 0.99, oracle.to_json()  # the true simulator, rebuilt from float32 observations
+
+
+def test_trained_ensemble_beats_copy_last(tabletop_run, tabletop_data):
+    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 10))
+    assert acc.skill_at(1) > 0.0 and acc.skill_at(10) > 0.1, acc.to_json()
+
+
+def test_ensemble_reports_disagreement(tabletop_run):
+    model = load_model(tabletop_run)
+    o = torch.zeros(4, 1, 17)
+    o[:, :, 4], o[:, :, 5] = 0.47, 1.0
+    state = model.observe(o, torch.zeros(4, 0, 2))
+    pred = model.rollout(state, torch.ones(4, 10, 2))
+    assert pred.obs_std.shape == (4, 10, 17) and (pred.obs_std > 0).any()
+    assert pred.reward.shape == (4, 10) and ((pred.terminated >= 0) & (pred.terminated <= 1)).all()
+
+
+def test_state_helpers():
+    s = State(obs=torch.arange(6.0).reshape(3, 2))
+    assert s.batch_size == 3 and s.repeat(2).batch_size == 6
+    assert torch.equal(s.select([2])["obs"], torch.tensor([[4.0, 5.0]]))
+
+
+def test_bad_inputs_to_verbs():
+    model = make_model("ensemble", _spec(), members=2, hidden=16)
+    with pytest.raises(WmkitError, match="shape"):
+        model.observe(torch.zeros(2, 1, 5), torch.zeros(2, 0, 2))
+    state = model.observe(torch.zeros(2, 1, 17), torch.zeros(2, 0, 2))
+    with pytest.raises(WmkitError, match="NaN"):
+        model.step(state, torch.tensor([[float("nan"), 0.0], [0.0, 0.0]]))
+    with pytest.raises(WmkitError, match="expected"):
+        model.rollout(state, torch.zeros(2, 5, 3))
+    with pytest.raises(WmkitError, match="members"):
+        make_model("ensemble", _spec(), members=0)
+    with pytest.raises(WmkitError, match="unknown model family"):
+        make_model("diffusion-xl", _spec())
+
+
+def test_broken_checkpoints_get_clear_errors(tabletop_run, tmp_path):
+    model_dir = tabletop_run / "model"
+    # missing weights
+    bad = tmp_path / "missing"
+    bad.mkdir()
+    (bad / "config.json").write_text((model_dir / "config.json").read_text())
+    with pytest.raises(WmkitError, match="weights.safetensors"):
+        load_model(bad)
+    # mismatched weights: a config with another width
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["config"]["hidden"] = 17
+    bad2 = tmp_path / "mismatch"
+    bad2.mkdir()
+    (bad2 / "config.json").write_text(json.dumps(cfg))
+    (bad2 / "weights.safetensors").write_bytes((model_dir / "weights.safetensors").read_bytes())
+    with pytest.raises(WmkitError, match="shape mismatch"):
+        load_model(bad2)
+    # a weight missing from the file
+    w = load_file(str(model_dir / "weights.safetensors"))
+    w.pop("head.bias")
+    bad3 = tmp_path / "dropped"
+    bad3.mkdir()
+    (bad3 / "config.json").write_text((model_dir / "config.json").read_text())
+    save_file(w, str(bad3 / "weights.safetensors"))
+    with pytest.raises(WmkitError, match="missing"):
+        load_model(bad3)
+    # a truncated file
+    (bad3 / "weights.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(WmkitError, match="corrupted"):
+        load_model(bad3)
+    with pytest.raises(WmkitError, match="not a wmkit model"):
+        load_model(tmp_path)
+
+
+def test_spec_round_trips():
+    spec = _spec()
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

@@ -1,0 +1,55 @@
+"""Training: exact resume after an interruption, logs, checkpoints, and refused mismatches."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from wmkit import WmkitError
+from wmkit.train import TrainConfig, train
+
+
+def _weights(run):
+    return load_file(str(run / "model" / "weights.safetensors"))
+
+
+def test_interrupted_run_resumes_exactly(tabletop_data, tmp_path):
+    cfg = TrainConfig(steps=30, batch_size=32, log_every=10, checkpoint_every=1000)
+    straight = train(tabletop_data, tmp_path / "straight", config=cfg, model_config={"hidden": 32}, progress=False)
+    resumed = tmp_path / "resumed"
+    train(tabletop_data, resumed, config=cfg, model_config={"hidden": 32}, progress=False, stop_after=13)
+    assert json.loads((resumed / "trainer" / "trainer.json").read_text())["step"] == 13
+    train(tabletop_data, resumed, config=cfg, model_config={"hidden": 32}, progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+
+
+def test_run_folder_has_checkpoint_and_log(tabletop_run):
+    for name in ("run.json", "model/config.json", "model/weights.safetensors", "model/meta.json",
+                 "trainer/optimizer.safetensors", "log.jsonl"):
+        assert (tabletop_run / name).is_file(), name
+    rows = [json.loads(line) for line in (tabletop_run / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 400 and rows[-1]["loss"] < rows[0]["loss"]
+    assert all("samples_per_s" in r and "val_loss" in r for r in rows)
+
+
+def test_resume_with_other_settings_is_refused(tabletop_run, tabletop_data):
+    with pytest.raises(WmkitError, match="model_config"):
+        train(tabletop_data, tabletop_run, config=TrainConfig(steps=500), model_config={"hidden": 8}, progress=False)
+
+
+def test_bad_train_config():
+    with pytest.raises(WmkitError, match="steps"):
+        TrainConfig(steps=0)
+    with pytest.raises(WmkitError, match="lr"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(WmkitError, match="device"):
+        TrainConfig(device="tpu")
+
+
+def test_untrainable_family(tabletop_data, tmp_path):
+    with pytest.raises(WmkitError, match="not trainable"):
+        train(tabletop_data, tmp_path / "x", "copy-last", progress=False)
