@@ -128,3 +128,18 @@ def test_broken_checkpoints_get_clear_errors(tabletop_run, tmp_path):
 def test_spec_round_trips():
     spec = _spec()
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_example_scores_like_the_evaluator(tabletop_run, tabletop_data):
+    """examples/predict_and_score.py (public API only) agrees with wmkit's own accuracy evaluation."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "predict_and_score.py"
+    spec = importlib.util.spec_from_file_location("predict_and_score", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with torch.no_grad():
+        skill = example.main(tabletop_run, tabletop_data, horizon=10)
+    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 10))
+    assert abs(skill[0].item() - acc.skill_at(1)) < 0.05 and abs(skill[9].item() - acc.skill_at(10)) < 0.05
