@@ -1,0 +1,145 @@
+"""`collect`: run a policy in a world and append finished episodes to a dataset directory."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from wmkit.data.format import DatasetMeta, Episode, episode_files, remove_partials, write_episode
+from wmkit.data.policies import make_policy
+from wmkit.errors import WmkitError
+
+
+def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise", seed: int = 0,
+            render: int | None = None, cameras: list[str] | None = None, physics=None,
+            max_steps: int | None = None, progress: bool = True) -> Path:
+    """Collect `episodes` episodes of `world` into `out`, appending when it already holds some.
+
+    Episode i (counted over the whole dataset) is seeded from (seed, i), so appending never repeats
+    an episode. `render` stores frames of that size from `cameras` (default: the world's first camera).
+    """
+    from wmkit.worlds import make
+
+    if not isinstance(episodes, int) or episodes < 1:
+        raise WmkitError(f"episodes={episodes!r} must be a positive integer")
+    out = Path(out)
+    env = make(world, physics=physics, render_size=render or 64, max_episode_steps=max_steps)
+    if render is not None and not env.cameras:
+        raise WmkitError(f"{world} has no cameras to render from; collect without --render")
+    cameras = list(cameras or (env.cameras[:1] if render else []))
+    for cam in cameras:
+        if cam not in env.cameras:
+            raise WmkitError(f"unknown camera {cam!r} for {world}; known: {', '.join(env.cameras)}")
+    meta = DatasetMeta(
+        world=env.world_id, obs_dim=int(np.prod(env.observation_space.shape)),
+        action_dim=int(np.prod(env.action_space.shape)), dt=float(env.dt),
+        action_low=np.asarray(env.action_space.low, dtype=float).tolist(),
+        action_high=np.asarray(env.action_space.high, dtype=float).tolist(),
+        frame_size=render, cameras=cameras,
+    )
+    start = _open_for_append(out, meta)
+    bar = _progress(progress)
+    try:
+        with bar:
+            task = bar.add_task(f"collect {world}", total=episodes)
+            for i in range(start, start + episodes):
+                ep = run_episode(env, policy, seed=_episode_seed(seed, i), cameras=cameras, size=render)
+                write_episode(out, i, ep)
+                bar.update(task, advance=1)
+    finally:
+        env.close()
+    return out
+
+
+def run_episode(env, policy_name: str, seed: int, cameras=(), size=None) -> Episode:
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the world's own reset seed
+    policy = make_policy(policy_name, env.action_space, rng)
+    policy.reset()
+    obs, info = env.reset(seed=seed)
+    observations, states, actions, rewards, terms, truncs = [obs], [_state_or_none(env)], [], [], [], []
+    frames = {cam: [env.render_frame(cam, size)] for cam in cameras}
+    notes = _Annotations(env.events)
+    notes.add(info["annotations"])
+    done = False
+    while not done:
+        action = np.asarray(policy(obs), dtype=np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        states.append(_state_or_none(env))
+        actions.append(action)
+        rewards.append(reward)
+        terms.append(terminated)
+        truncs.append(truncated)
+        for cam in cameras:
+            frames[cam].append(env.render_frame(cam, size))
+        notes.add(info["annotations"])
+        done = terminated or truncated
+    return Episode(
+        obs=np.asarray(observations, dtype=np.float32), actions=np.asarray(actions, dtype=np.float32),
+        rewards=np.asarray(rewards, dtype=np.float32), terminated=np.asarray(terms), truncated=np.asarray(truncs),
+        sim_state=None if states[0] is None else np.asarray(states),
+        frames={cam: np.asarray(f, dtype=np.uint8) for cam, f in frames.items()},
+        annotations=notes.arrays(), physics=dict(info["physics"]), seed=seed, policy=policy_name,
+    )
+
+
+class _Annotations:
+    """Per-step annotation dicts -> arrays: bodies/<name>/pos|vel, n_contacts, events/<name>."""
+
+    def __init__(self, event_names):
+        self.event_names = tuple(event_names)
+        self.rows: dict[str, list] = defaultdict(list)
+
+    def add(self, notes: dict) -> None:
+        for name, body in notes.get("bodies", {}).items():
+            self.rows[f"bodies/{name}/pos"].append(body["pos"])
+            self.rows[f"bodies/{name}/vel"].append(body["vel"])
+        self.rows["n_contacts"].append(len(notes.get("contacts", ())))
+        fired = set(notes.get("events", ()))
+        for ev in self.event_names:
+            self.rows[f"events/{ev}"].append(ev in fired)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self.rows.items()}
+
+
+def _state_or_none(env):
+    try:
+        return env.get_state()
+    except WmkitError:
+        return None
+
+
+def _episode_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def _open_for_append(out: Path, meta: DatasetMeta) -> int:
+    """Create the dataset or check it matches; returns the index of the next episode."""
+    if out.exists() and not out.is_dir():
+        raise WmkitError(f"--out {out} is a file; give a directory")
+    if (out / "dataset.json").exists():
+        old = DatasetMeta.read(out)
+        for key in ("world", "obs_dim", "action_dim", "dt", "action_low", "action_high", "frame_size", "cameras"):
+            if getattr(old, key) != getattr(meta, key):
+                raise WmkitError(
+                    f"{out} holds {key}={getattr(old, key)!r} but this run has {getattr(meta, key)!r}; "
+                    f"collect into a new folder or match the existing settings"
+                )
+        remove_partials(out)
+        files = episode_files(out)
+        return int(files[-1].stem) + 1 if files else 0
+    if out.exists() and any(out.iterdir()):
+        raise WmkitError(f"{out} exists, is not empty and is not a wmkit dataset; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    meta.write(out)
+    return 0
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=False)
