@@ -43,6 +43,15 @@ def _parse_physics(value: Optional[str]):
     return out
 
 
+def _span(value) -> str:
+    """[lo, hi] -> 'lo-hi'; a list of spans -> 'lo-hi | lo-hi'; None -> ''."""
+    if not value:
+        return ""
+    if isinstance(value[0], list):
+        return " | ".join(_span(v) for v in value)
+    return f"{value[0]:g}-{value[1]:g}"
+
+
 @app.command()
 def worlds(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """List the registered worlds with their physics parameters, ranges and splits."""
@@ -55,13 +64,14 @@ def worlds(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     from rich.table import Table
 
     table = Table(title="wmkit worlds (also any Gymnasium id as gym:<id>)")
-    for col in ("id", "dt", "physics parameter", "default", "valid range", "train split", "ood split"):
-        table.add_column(col)
+    for col in ("id", "dt (s)", "physics parameter", "default", "valid", "train split", "ood split"):
+        table.add_column(col, no_wrap=True)
     for w in rows:
-        params = w["physics"] or [{"name": "-", "default": "", "range": "", }]
+        params = w["physics"] or [{"name": "(none)", "default": "", "range": None}]
         for j, p in enumerate(params):
-            table.add_row(w["id"] if j == 0 else "", f"{w['dt']:.3f}" if j == 0 else "", p["name"],
-                          str(p["default"]), str(p["range"]), str(p.get("train", "")), str(p.get("ood", "")))
+            table.add_row(w["id"] if j == 0 else "", f"{w['dt']:g}" if j == 0 else "", p["name"],
+                          f"{p['default']:g}" if p["range"] else "", _span(p["range"]),
+                          _span(p.get("train")), _span(p.get("ood")))
     Console().print(table)
 
 
@@ -135,7 +145,7 @@ def eval_(
     run: str = typer.Argument(..., help="run or model folder, or a reference: oracle, copy-last"),
     data: Path = typer.Option(..., help="dataset folder (its validation episodes are used)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    plot: Optional[Path] = typer.Option(None, help="write the error/skill plot here (PNG)"),
+    plot: Optional[Path] = typer.Option(None, help="error/skill plot (PNG); default RUN/accuracy.png for a run"),
     windows: int = typer.Option(256, help="held-out windows to score"),
 ):
     """Open-loop accuracy vs horizon (k = 1, 5, 10, 25, 50): normalised RMSE and skill vs copy-last."""
@@ -148,13 +158,18 @@ def eval_(
     if model.spec.world != dataset.world:
         raise WmkitError(f"the model was trained on {model.spec.world} but {data} holds {dataset.world}")
     acc = evaluate_accuracy(model, dataset, windows=windows)
+    if plot is None and Path(run).is_dir():
+        plot = Path(run) / "accuracy.png"
     if plot:
         plot_accuracy({Path(run).name: acc}, plot)
     if as_json:
-        return _print_json({"model": run, "data": str(data), "world": dataset.world, "accuracy": acc.to_json()})
+        return _print_json({"model": run, "data": str(data), "world": dataset.world, "accuracy": acc.to_json(),
+                            "plot": str(plot) if plot else None})
     typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
     for r in acc.to_json():
         typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+    if plot:
+        typer.echo(f"plot: {plot}")
 
 
 @app.command()
