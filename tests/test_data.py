@@ -1,7 +1,6 @@
 """Datasets: the on-disk format, append-safety under a real kill, windows, and bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -10,6 +10,7 @@ import numpy as np
 from wmkit.data.format import DatasetMeta, Episode, episode_files, remove_partials, write_episode
 from wmkit.data.policies import make_policy
 from wmkit.errors import WmkitError
+from wmkit.progress import progress_bar
 
 
 def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise", seed: int = 0,
@@ -40,7 +41,7 @@ def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise"
         frame_size=render, cameras=cameras,
     )
     start = _open_for_append(out, meta)
-    bar = _progress(progress)
+    bar = progress_bar(progress)
     try:
         with bar:
             task = bar.add_task(f"collect {world}", total=episodes)
@@ -137,9 +138,3 @@ def _open_for_append(out: Path, meta: DatasetMeta) -> int:
     meta.write(out)
     return 0
 
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=False)

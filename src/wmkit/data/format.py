@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from wmkit.errors import WmkitError
+from wmkit.files import atomic_write_text
 
 FORMAT_NAME = "wmkit-episodes"
 SCHEMA_VERSION = 1
@@ -64,7 +65,7 @@ class DatasetMeta:
             raise WmkitError(f"{path} has unexpected fields ({e})") from None
 
     def write(self, root: Path) -> None:
-        _atomic_write_text(Path(root) / META_FILE, self.to_json())
+        atomic_write_text(Path(root) / META_FILE, self.to_json())
 
 
 @dataclass
@@ -155,8 +156,3 @@ def remove_partials(root: Path) -> int:
         p.unlink()
     return len(stale)
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from wmkit.errors import WmkitError
+from wmkit.files import atomic_write_json
 
 CONFIG_FILE, WEIGHTS_FILE, META_FILE = "config.json", "weights.safetensors", "meta.json"
 FORMAT_VERSION = 1
@@ -34,9 +35,9 @@ def save_model(model, path: str | Path, meta: dict | None = None) -> Path:
     tmp = path / f".{WEIGHTS_FILE}.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, path / WEIGHTS_FILE)
-    write_json(path / CONFIG_FILE, config)
+    atomic_write_json(path / CONFIG_FILE, config)
     if meta is not None:
-        write_json(path / META_FILE, meta)
+        atomic_write_json(path / META_FILE, meta)
     return path
 
 
@@ -92,8 +93,3 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     model.load_state_dict(weights)
     return model.to(device).eval()
 
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)

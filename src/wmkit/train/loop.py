@@ -17,13 +17,15 @@ import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from wmkit.errors import WmkitError
-from wmkit.models.checkpoint import save_model, write_json
+from wmkit.files import atomic_write_json
+from wmkit.models.checkpoint import save_model
+from wmkit.progress import progress_bar
 from wmkit.train.state import load_trainer, save_trainer
 
 
@@ -117,13 +119,13 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
         step, elapsed = info["step"], info["elapsed_s"]
     else:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(run_file, request)
+        atomic_write_json(run_file, request)
 
     per_step = cfg.batch_size * getattr(model.config, "members", 1)
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     stopping = _StopFlag()
     log = (out / "log.jsonl").open("a")
-    bar = _progress(progress)
+    bar = progress_bar(progress, "loss {task.fields[loss]:.4f}")
     task = bar.add_task(f"train {family}", total=cfg.steps, completed=step, loss=float("nan"))
     t_start, last_log, steps_since_log = time.perf_counter() - elapsed, time.perf_counter(), 0
     this_call = 0
@@ -219,13 +221,3 @@ class _StopFlag:
             signal.signal(s, h)
         return False
 
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), disable=not enabled)
-
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from wmkit.errors import WmkitError
-from wmkit.models.checkpoint import write_json
+from wmkit.files import atomic_write_json
 
 OPTIM_FILE, TRAINER_FILE = "optimizer.safetensors", "trainer.json"
 
@@ -30,7 +30,7 @@ def save_trainer(folder: Path, optimizer: torch.optim.Optimizer, generator: torc
     tmp = folder / f".{OPTIM_FILE}.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, folder / OPTIM_FILE)
-    write_json(folder / TRAINER_FILE, {**info, "param_groups": sd["param_groups"], "scalars": scalars})
+    atomic_write_json(folder / TRAINER_FILE, {**info, "param_groups": sd["param_groups"], "scalars": scalars})
 
 
 def load_trainer(folder: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:

@@ -66,7 +66,8 @@ class Tabletop(MujocoWorld):
         self._touch_pair = np.sort([self._geom["pusher"], self._geom["cup"]])
         self._floor_pair = np.sort([self._geom["cup"], self._geom["floor"]])
         self._cup_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "cup")
-        self._pair = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_PAIR, "cup_table")
+        self._table_pairs = [i for i in range(model.npair)  # the cup's feet and body against the table
+                             if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_PAIR, i).endswith("_table")]
         self._table_top = model.body("table").pos[2] + model.geom("table").size[2]
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(17,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -80,7 +81,7 @@ class Tabletop(MujocoWorld):
         m.geom_friction[self._geom["cup"], 0] = v["cup_friction"]
         m.geom_friction[self._geom["table"], 0] = v["table_friction"]
         # cup-on-table sliding friction is the mean of the two coefficients (MuJoCo would take the max)
-        m.pair_friction[self._pair, :2] = 0.5 * (v["cup_friction"] + v["table_friction"])
+        m.pair_friction[self._table_pairs, :2] = 0.5 * (v["cup_friction"] + v["table_friction"])
         m.actuator_gear[:, 0] = v["pusher_strength"]
         m.opt.gravity[:] = (0.0, 0.0, -v["gravity"])
         self._update_constants()  # mass-derived constants (contact softness) follow the new cup mass
