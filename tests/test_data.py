@@ -128,3 +128,12 @@ def test_bad_datasets_get_clear_errors(tmp_path, tabletop_data):
     (out / "dataset.json").write_text(json.dumps({**meta, "version": 99}))
     with pytest.raises(WmkitError, match="schema version 99"):
         wmkit.load_dataset(out)
+
+
+def test_same_seed_same_data(tmp_path):
+    for name in ("a", "b"):
+        collect("Tabletop-v0", 2, tmp_path / name, seed=7, max_steps=30, progress=False)
+    a, b = (wmkit.load_dataset(tmp_path / n).episodes for n in ("a", "b"))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.obs, y.obs)
+        np.testing.assert_array_equal(x.actions, y.actions)

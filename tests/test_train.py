@@ -53,3 +53,10 @@ def test_bad_train_config():
 def test_untrainable_family(tabletop_data, tmp_path):
     with pytest.raises(WmkitError, match="not trainable"):
         train(tabletop_data, tmp_path / "x", "copy-last", progress=False)
+
+
+def test_minutes_budget_stops_the_run(tabletop_data, tmp_path):
+    run = train(tabletop_data, tmp_path / "timed", config=TrainConfig(steps=100000, minutes=0.02, batch_size=16),
+                model_config={"hidden": 16}, progress=False)
+    info = json.loads((run / "trainer" / "trainer.json").read_text())
+    assert 0 < info["step"] < 100000 and info["elapsed_s"] >= 1.2
