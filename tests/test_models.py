@@ -143,3 +143,8 @@ def test_example_scores_like_the_evaluator(tabletop_run, tabletop_data):
         skill = example.main(tabletop_run, tabletop_data, horizon=10)
     acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 10))
     assert abs(skill[0].item() - acc.skill_at(1)) < 0.05 and abs(skill[9].item() - acc.skill_at(10)) < 0.05
+
+
+def test_unknown_config_field_is_named():
+    with pytest.raises(WmkitError, match="widht"):
+        make_model("ensemble", _spec(), widht=3)

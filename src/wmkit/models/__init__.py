@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wmkit.errors import WmkitError
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 from wmkit.models.checkpoint import load_model as _load_dir
 from wmkit.models.checkpoint import save_model
@@ -12,8 +13,17 @@ def make_model(family: str, spec: ModelSpec, config=None, **overrides) -> WorldM
     """A fresh model of `family`; `overrides` set fields of its config dataclass."""
     cls = model_class(family)
     config_cls = getattr(cls, "config_class", None)
-    if config_cls is not None:
-        config = config or config_cls(**overrides)
+    if config is not None and overrides:
+        raise WmkitError(f"pass either a config or field overrides {sorted(overrides)}, not both")
+    if config_cls is None:
+        if overrides:
+            raise WmkitError(f"the {family} model has no config; drop {sorted(overrides)}")
+    elif config is None:
+        try:
+            config = config_cls(**overrides)
+        except TypeError:
+            known = ", ".join(config_cls.__dataclass_fields__)
+            raise WmkitError(f"unknown {family} config field in {sorted(overrides)}; known: {known}") from None
     return cls(spec, config)
 
 
@@ -22,7 +32,7 @@ def reference_model(family: str, world: str) -> WorldModel:
     from wmkit.worlds import make
 
     if family not in REFERENCES:
-        raise ValueError(family)
+        raise WmkitError(f"{family!r} is not a reference model; references: {', '.join(REFERENCES)}")
     env = make(world)
     spec = ModelSpec(world=env.world_id, obs_dim=int(env.observation_space.shape[0]),
                      action_dim=int(env.action_space.shape[0]), dt=env.dt, latent_dim=0,
@@ -36,8 +46,6 @@ def load_model(path, device="cpu", world: str | None = None) -> WorldModel:
     """Load a trained model directory, or name a reference (`oracle`, `copy-last`) with `world`."""
     if str(path) in REFERENCES:
         if world is None:
-            from wmkit.errors import WmkitError
-
             raise WmkitError(f"the {path} model needs a world: pass world= (or --data on the command line)")
         return reference_model(str(path), world)
     return _load_dir(path, device=device)
