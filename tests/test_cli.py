@@ -60,3 +60,26 @@ def test_train_then_resume_from_the_cli(tabletop_data, tmp_path):
     assert meta["step"] == 30
     proc = wmkit("train", "--data", tabletop_data, "--out", run, "--steps", "40", "--set", "hidden=32", check=False)
     assert proc.returncode == 2 and "model_config" in proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["collect", "--episodes", "1", "--out", "{tmp}/r", "--render", "0"], "render=0"),
+    (["collect", "--episodes", "1", "--out", "{tmp}/c", "--camera", "top"], "--render"),
+    (["collect", "--episodes", "1", "--out", "{tmp}/m", "--max-steps", "0"], "max_steps=0"),
+    (["collect", "--world", "gym:CartPole-v1", "--episodes", "1", "--out", "{tmp}/d"], "Discrete action space"),
+    (["train", "--data", "{tmp}", "--out", "{tmp}/file.txt"], "is a file"),
+])
+def test_more_user_errors(tmp_path, args, needle):
+    (tmp_path / "file.txt").write_text("x")
+    proc = wmkit(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_bad_policy_writes_nothing(tmp_path):
+    proc = wmkit("collect", "--episodes", "1", "--out", tmp_path / "p", "--policy", "greedy", check=False)
+    assert proc.returncode == 2 and not (tmp_path / "p").exists()
+
+
+def test_eval_windows_must_be_positive(tabletop_run, tabletop_data):
+    proc = wmkit("eval", tabletop_run, "--data", tabletop_data, "--windows", "0", check=False)
+    assert proc.returncode == 2 and "windows=0" in proc.stderr

@@ -141,8 +141,8 @@ def test_example_scores_like_the_evaluator(tabletop_run, tabletop_data):
     spec.loader.exec_module(example)
     with torch.no_grad():
         skill = example.main(tabletop_run, tabletop_data, horizon=10)
-    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 10))
-    assert abs(skill[0].item() - acc.skill_at(1)) < 0.05 and abs(skill[9].item() - acc.skill_at(10)) < 0.05
+    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(10,))
+    assert abs(skill[9].item() - acc.skill_at(10)) < 1e-4  # the same windows, scored independently
 
 
 def test_unknown_config_field_is_named():

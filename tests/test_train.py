@@ -60,3 +60,30 @@ def test_minutes_budget_stops_the_run(tabletop_data, tmp_path):
                 model_config={"hidden": 16}, progress=False)
     info = json.loads((run / "trainer" / "trainer.json").read_text())
     assert 0 < info["step"] < 100000 and info["elapsed_s"] >= 1.2
+
+
+def test_resume_refuses_a_changed_dataset(tmp_path):
+    from wmkit.data.collect import collect
+
+    data = tmp_path / "d"
+    collect("Pendulum-v1", 4, data, max_steps=20, progress=False)
+    cfg = TrainConfig(steps=10, batch_size=8)
+    train(data, tmp_path / "run", config=cfg, model_config={"hidden": 8}, progress=False, stop_after=5)
+    collect("Pendulum-v1", 1, data, max_steps=20, progress=False)
+    with pytest.raises(WmkitError, match="dataset changed"):
+        train(data, tmp_path / "run", config=cfg, model_config={"hidden": 8}, progress=False)
+
+
+def test_a_failing_step_keeps_the_last_checkpoint(tabletop_data, tmp_path, monkeypatch):
+    from wmkit.models.ensemble import EnsembleModel
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(steps=20, batch_size=8, checkpoint_every=5)
+    train(tabletop_data, run, config=cfg, model_config={"hidden": 8}, progress=False, stop_after=7)
+    before = _weights(run)
+    monkeypatch.setattr(EnsembleModel, "loss", lambda self, batch: (torch.tensor(float("nan")), {}))
+    with pytest.raises(WmkitError, match="loss became nan"):
+        train(tabletop_data, run, config=cfg, model_config={"hidden": 8}, progress=False)
+    after = _weights(run)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((run / "trainer" / "trainer.json").read_text())["step"] == 7

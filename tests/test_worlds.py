@@ -230,3 +230,17 @@ def test_bad_state_and_observation_are_refused():
         env.set_state(np.zeros(3))
     with pytest.raises(WmkitError, match=r"observation has shape \(9,\).*expects \(10,\)"):
         env.state_from_obs(np.zeros(9))
+
+
+def test_tabletop_set_state_restores_event_memory():
+    env = wmkit.make("Tabletop-v0")
+    env.reset(seed=0)
+    early = env.get_state()
+    obs = env.state_from_obs(np.r_[0.0, 0.0, 0.3, 0.0, 0.47, 1, 0, 0, 0, np.zeros(8)])  # cup past the edge
+    env.set_state(obs)
+    events = [e for _ in range(10) for e in env.step(np.zeros(2))[4]["annotations"]["events"]]
+    assert "cup_leaves_table" not in events  # it had already left when the state was set
+    env.set_state(early)  # back on the table: leaving it again must fire again
+    env.set_state(env.state_from_obs(np.r_[0.0, 0.0, 0.24, 0.0, 0.47, 1, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0]))
+    events = [e for _ in range(10) for e in env.step(np.zeros(2))[4]["annotations"]["events"]]
+    assert "cup_leaves_table" in events

@@ -25,6 +25,12 @@ def _print_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
+def _print_accuracy(rows: list[dict]) -> None:
+    typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
+    for r in rows:
+        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+
+
 def _parse_physics(value: Optional[str]):
     """'train' (a split) or 'cup_mass=0.3,gravity=9.0' (explicit values)."""
     if value is None:
@@ -165,9 +171,7 @@ def eval_(
     if as_json:
         return _print_json({"model": run, "data": str(data), "world": dataset.world, "accuracy": acc.to_json(),
                             "plot": str(plot) if plot else None})
-    typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
-    for r in acc.to_json():
-        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+    _print_accuracy(acc.to_json())
     if plot:
         typer.echo(f"plot: {plot}")
 
@@ -183,9 +187,8 @@ def demo(
     from wmkit.demo import DemoConfig, run_demo
 
     res = run_demo(DemoConfig(out=out, episodes=episodes, steps=steps, minutes=minutes))
-    typer.echo(f"\n{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
-    for r in res["accuracy"]:
-        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+    typer.echo("")
+    _print_accuracy(res["accuracy"])
     typer.echo(f"\nreport: {res['report']}  ({res['seconds']} s)")
     typer.echo(f"next: wmkit eval {out / 'model'} --data {out / 'data'} --json")
 

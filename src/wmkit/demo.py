@@ -29,6 +29,7 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
 
     from wmkit.data import load_dataset
     from wmkit.data.collect import collect
+    from wmkit.data.format import episode_files
     from wmkit.eval.accuracy import evaluate_accuracy, plot_accuracy
     from wmkit.eval.filmstrip import filmstrip, pick_falling_episode
     from wmkit.eval.report import write_report
@@ -40,7 +41,7 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
     data_dir, run_dir = out / "data", out / "model"  # the run folder is the model: load_model(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    have = len(list((data_dir / "episodes").glob("*.h5"))) if data_dir.exists() else 0
+    have = len(episode_files(data_dir)) if data_dir.exists() else 0
     if have < cfg.episodes:
         say(f"[1/3] collecting {cfg.episodes - have} episodes of {WORLD} into {data_dir}")
         collect(WORLD, cfg.episodes - have, data_dir, policy="noise", seed=cfg.seed, progress=cfg.progress)

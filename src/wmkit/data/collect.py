@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from gymnasium import spaces
 
 from wmkit.data.format import DatasetMeta, Episode, episode_files, remove_partials, write_episode
 from wmkit.data.policies import make_policy
@@ -25,8 +26,18 @@ def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise"
 
     if not isinstance(episodes, int) or episodes < 1:
         raise WmkitError(f"episodes={episodes!r} must be a positive integer")
+    if render is not None and not (isinstance(render, int) and 8 <= render <= 1024):
+        raise WmkitError(f"render={render!r}: give a frame size between 8 and 1024 pixels, e.g. 64")
+    if cameras and render is None:
+        raise WmkitError("cameras were named but no frame size: add --render SIZE (e.g. --render 64)")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise WmkitError(f"max_steps={max_steps!r} must be a positive integer")
     out = Path(out)
     env = make(world, physics=physics, render_size=render or 64, max_episode_steps=max_steps)
+    if not isinstance(env.action_space, spaces.Box):
+        raise WmkitError(f"{world} has a {type(env.action_space).__name__} action space; wmkit collects and models "
+                         f"continuous (Box) actions only for now")
+    make_policy(policy, env.action_space, np.random.default_rng(0))  # a bad policy name fails before any write
     if render is not None and not env.cameras:
         raise WmkitError(f"{world} has no cameras to render from; collect without --render")
     cameras = list(cameras or (env.cameras[:1] if render else []))

@@ -24,7 +24,7 @@ class Batch:
     actions: torch.Tensor  # [B, L, A]
     rewards: torch.Tensor  # [B, L]
     terminated: torch.Tensor  # [B, L] float 0/1
-    episode: torch.Tensor | None = None  # [B] index of each window's episode in its split
+    episode: torch.Tensor | None = None  # [B] index into `Windows.episodes` (the split's long-enough episodes)
     sim_state: torch.Tensor | None = None  # [B, L+1, S] float64 exact simulator states (evaluation only)
 
     def to(self, device) -> Batch:
@@ -54,17 +54,16 @@ class Windows:
         self.length = length
         self.obs = torch.from_numpy(np.concatenate([e.obs for e in eps])).float()
         # actions/rewards padded by one row per episode so obs and actions share offsets
-        pad = lambda arr, e: np.concatenate([arr, np.zeros((1, *arr.shape[1:]), arr.dtype)])  # noqa: E731
-        self.actions = torch.from_numpy(np.concatenate([pad(e.actions, e) for e in eps])).float()
-        self.rewards = torch.from_numpy(np.concatenate([pad(e.rewards, e) for e in eps])).float()
-        self.terminated = torch.from_numpy(np.concatenate([pad(e.terminated, e) for e in eps])).float()
+        pad = lambda arr: np.concatenate([arr, np.zeros((1, *arr.shape[1:]), arr.dtype)])  # noqa: E731
+        self.actions = torch.from_numpy(np.concatenate([pad(e.actions) for e in eps])).float()
+        self.rewards = torch.from_numpy(np.concatenate([pad(e.rewards) for e in eps])).float()
+        self.terminated = torch.from_numpy(np.concatenate([pad(e.terminated) for e in eps])).float()
         has_state = all(e.sim_state is not None for e in eps)
         self.sim_state = torch.from_numpy(np.concatenate([e.sim_state for e in eps])) if has_state else None
         offsets = np.cumsum([0] + [len(e.obs) for e in eps[:-1]])
         starts = [off + np.arange(len(e) - length + 1) for off, e in zip(offsets, eps)]
         self.starts = torch.from_numpy(np.concatenate(starts)).long()
         self.start_episode = torch.from_numpy(np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)]))
-        self.n_episodes = len(eps)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -89,11 +88,13 @@ class Windows:
         pick = torch.randint(len(self.starts), (batch_size,), generator=generator)
         return self._gather(pick)
 
-    def take(self, n: int) -> Batch:
+    def take(self, n: int, with_state: bool = True) -> Batch:
         """`n` windows spread evenly (deterministic), for evaluation; with exact simulator states."""
+        if n < 1:
+            raise WmkitError(f"asked for {n} windows; ask for at least 1")
         n = min(n, len(self.starts))
         pick = torch.linspace(0, len(self.starts) - 1, n).round().long()
-        return self._gather(pick, with_state=True)
+        return self._gather(pick, with_state=with_state)
 
 
 class Dataset:
@@ -162,17 +163,15 @@ class Dataset:
 
 
 def validation_ids(numbers: list[int], val_fraction: float) -> set[int]:
-    """Positions of held-out episodes: episode number i is held out when i % k == k - 1, k = round(1 / val_fraction).
+    """Positions of held-out episodes: episode number i is held out when i % k == 1, k = round(1 / val_fraction).
 
-    Appending episodes (or deleting a broken one) never moves another episode between splits. A
-    dataset too small to hold a k-th episode holds out its last one, so a validation split exists
-    whenever there are two episodes.
+    That is episodes 1, 11, 21, ... for the default 0.1: appending episodes (or deleting a broken
+    one) never moves an episode between splits, and any dataset of two or more episodes has one.
     """
-    if val_fraction <= 0 or len(numbers) < 2:
+    if val_fraction <= 0:
         return set()
     k = max(2, round(1 / val_fraction))
-    ids = {pos for pos, i in enumerate(numbers) if i % k == k - 1}
-    return ids or {len(numbers) - 1}
+    return {pos for pos, i in enumerate(numbers) if i % k == 1}
 
 
 def load_dataset(path: str | Path, val_fraction: float = 0.1) -> Dataset:

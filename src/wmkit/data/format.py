@@ -89,7 +89,8 @@ class Episode:
 
 
 def episode_files(root: Path) -> list[Path]:
-    return sorted((Path(root) / EPISODE_DIR).glob("[0-9]*.h5"))
+    """Finished episode files in episode order (by number, not by name)."""
+    return sorted((Path(root) / EPISODE_DIR).glob("[0-9]*.h5"), key=lambda p: int(p.stem))
 
 
 def write_episode(root: Path, index: int, ep: Episode) -> Path:
@@ -116,6 +117,8 @@ def write_episode(root: Path, index: int, ep: Episode) -> Path:
         f.attrs["policy"] = ep.policy
         f.attrs["length"] = len(ep)
         f.flush()
+    with open(partial, "rb+") as fh:  # on disk before it is renamed, so a power cut cannot leave it empty
+        os.fsync(fh.fileno())
     os.replace(partial, final)
     return final
 

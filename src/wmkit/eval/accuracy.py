@@ -1,7 +1,8 @@
 """Open-loop accuracy vs horizon: normalised RMSE and skill against the copy-last baseline.
 
-From each held-out window the model observes its context, then imagines `max(horizons)` steps under
-the logged actions, never seeing the truth again. For each horizon k:
+For each horizon k, from up to `windows` held-out windows of context + k steps (spread evenly over the
+split, so the ends of episodes count too), the model observes the context, then imagines k steps under
+the logged actions, never seeing the truth again:
 
     nrmse(k) = mean over state dimensions of RMSE_d(k) / std_d     (std_d over the whole dataset)
     skill(k) = 1 - nrmse_model(k) / nrmse_copy_last(k)
@@ -61,26 +62,33 @@ def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", win
             f"model {model.spec.world} (obs {model.spec.obs_dim}, action {model.spec.action_dim}) does not match "
             f"dataset {dataset.world} (obs {dataset.meta.obs_dim}, action {dataset.meta.action_dim})"
         )
+    if not isinstance(windows, int) or windows < 1:
+        raise WmkitError(f"windows={windows!r} must be a positive integer")
     C = max(model.spec.context - 1, 0) if context is None else context
-    H = horizons[-1]
-    win = dataset.windows(C, H, split)
-    batch = win.take(windows).to(model.device)
-    pred, truth = open_loop(model, win, batch, C)
     # scales from all episodes: a dimension that barely moves in training (a cup that never fell)
     # must not turn one held-out fall into an error of thousands
-    std = dataset.stats("all")["obs_std"].clamp_min(1e-6).to(truth.device)
-    last = batch.obs[:, C : C + 1]  # copy-last: the last observed state, held
-    idx = torch.tensor([k - 1 for k in horizons], device=truth.device)
-    err = _nrmse_per_dim(pred.obs[:, idx], truth[:, idx], std)  # [K, D]
-    base = _nrmse_per_dim(last.expand_as(truth)[:, idx], truth[:, idx], std)
+    std = dataset.stats("all")["obs_std"].clamp_min(1e-6).to(model.device)
+    err, base, used = [], [], []
+    for k in horizons:  # windows of exactly C + k steps, so short horizons also score the ends of episodes
+        try:
+            win = dataset.windows(C, k, split)
+        except WmkitError as e:
+            raise WmkitError(f"accuracy at k={k}: {e}") from None
+        batch = win.take(windows).to(model.device)
+        pred, truth = open_loop(model, win, batch, C)
+        last = batch.obs[:, C]  # copy-last: the last observed state, held
+        err.append(_nrmse_per_dim(pred.obs[:, -1], truth[:, -1], std))
+        base.append(_nrmse_per_dim(last, truth[:, -1], std))
+        used.append(len(batch))
+    err, base = torch.stack(err), torch.stack(base)  # [K, D]
     e, b = err.mean(1), base.mean(1)
     skill = 1.0 - e / b.clamp_min(1e-12)
     return AccuracyResult(horizons=horizons, nrmse=e.tolist(), nrmse_copy_last=b.tolist(), skill=skill.tolist(),
-                          per_dim_nrmse=err.tolist(), windows=len(batch), context=C)
+                          per_dim_nrmse=err.tolist(), windows=min(used), context=C)
 
 
 def _nrmse_per_dim(pred, truth, std):
-    """[B, K, D] x2 -> [K, D]: RMSE over windows, divided by each dimension's std."""
+    """[B, D] x2 -> [D]: RMSE over windows, divided by each dimension's std."""
     return ((pred - truth) ** 2).mean(0).sqrt() / std
 
 

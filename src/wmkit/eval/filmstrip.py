@@ -22,8 +22,11 @@ def pick_falling_episode(episodes, min_len: int) -> int | None:
 
 @torch.no_grad()
 def filmstrip(model, episode, env, start: int, horizon: int, every: int = 4, camera: str | None = None,
-              size: int = 96) -> np.ndarray:
-    """Two rows of frames (truth over imagination) from `start` for `horizon` steps, one every `every`."""
+              size: int = 96) -> tuple[np.ndarray, list[int]]:
+    """Two rows of frames (truth over imagination) from `start` for `horizon` steps, one every `every`.
+
+    Returns the image and the steps (after `start`) that its columns show.
+    """
     if episode.sim_state is None:
         raise WmkitError("the episode has no simulator states stored; collect it with a restorable world")
     horizon = min(horizon, len(episode) - start)

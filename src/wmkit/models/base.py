@@ -17,7 +17,7 @@ uses them to be exact, and falls back on rebuilding its state from the observati
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -94,7 +94,6 @@ class Prediction:
     reward: torch.Tensor | None = None
     terminated: torch.Tensor | None = None  # probability the episode ends
     obs_std: torch.Tensor | None = None  # uncertainty: ensemble disagreement or predicted std
-    extras: dict = field(default_factory=dict)
 
     _FIELDS = ("obs", "reward", "terminated", "obs_std")
 

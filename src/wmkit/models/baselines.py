@@ -96,5 +96,5 @@ class OracleModel(WorldModel):
 
     def _set_physics(self, values: dict) -> None:
         values = self.env.physics_space.validate(values)
-        self.env.physics = values
-        self.env._apply_physics(values)
+        if values != self.env.physics:  # applying physics recomputes model constants: only when they change
+            self.env.set_physics(values)

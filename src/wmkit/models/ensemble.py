@@ -46,8 +46,12 @@ class EnsembleConfig:
     def __post_init__(self):
         for name in ("members", "hidden", "layers", "train_horizon"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise WmkitError(f"ensemble config: {name}={v!r} must be a positive integer")
+        for name in ("nll_beta", "reward_weight", "termination_weight"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < math.inf):
+                raise WmkitError(f"ensemble config: {name}={v!r} must be a finite number >= 0")
 
 
 class EnsembleLinear(nn.Module):

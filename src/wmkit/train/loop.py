@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from wmkit.errors import WmkitError
-from wmkit.files import atomic_write_json
+from wmkit.files import atomic_write_json, atomic_write_text
 from wmkit.models.checkpoint import save_model
 from wmkit.progress import progress_bar
 from wmkit.train.state import load_trainer, save_trainer
@@ -80,18 +80,22 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     if family not in TRAINABLE:
         raise WmkitError(f"family {family!r} is not trainable; choose one of: {', '.join(TRAINABLE)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise WmkitError(f"--out {out} is a file; give a folder for the run")
     cfg = config or TrainConfig()
     run_file = out / "run.json"
     request = {"data": str(Path(data).resolve()), "family": family, "model_config": model_config or {},
                "train_config": asdict(cfg)}
     resuming = (out / "trainer" / "trainer.json").is_file()
     if resuming:
-        previous = json.loads(run_file.read_text())
-        for key in ("family", "model_config"):
-            if previous[key] != request[key]:
-                raise WmkitError(f"{out} was trained with {key}={previous[key]!r}, not {request[key]!r}; "
+        previous = _read_run(run_file)
+        for key in ("family", "model_config", "data"):
+            if previous.get(key) != request[key]:
+                raise WmkitError(f"{out} was trained with {key}={previous.get(key)!r}, not {request[key]!r}; "
                                  f"use a new --out folder or the same settings to resume")
-        request["train_config"] = {**previous["train_config"], "steps": cfg.steps, "minutes": cfg.minutes}
+        # a resumed run keeps its own settings; only how long it runs and where may change
+        request["train_config"] = {**previous["train_config"], "steps": cfg.steps, "minutes": cfg.minutes,
+                                   "device": cfg.device}
         cfg = TrainConfig(**request["train_config"])
     elif out.exists() and any(out.iterdir()):
         raise WmkitError(f"{out} exists and is not a run that can be resumed; choose a new --out folder")
@@ -112,11 +116,7 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     generator = torch.Generator().manual_seed(cfg.seed)
     step, elapsed = 0, 0.0
     if resuming:
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(out / "model" / "weights.safetensors")))
-        info = load_trainer(out / "trainer", optimizer, generator)
-        step, elapsed = info["step"], info["elapsed_s"]
+        step, elapsed = _resume(out, model, optimizer, generator, dataset)
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_file, request)
@@ -135,6 +135,9 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
             while step < cfg.steps and elapsed < budget_s and not stopping.set:
                 batch = train_windows.sample(per_step, generator).to(device)
                 loss, metrics = model.loss(batch)
+                if not math.isfinite(loss.item()):  # before the update: the last checkpoint stays good
+                    raise WmkitError(f"loss became {loss.item()} at step {step + 1}; lower --lr or check the data "
+                                     f"(the run resumes from its last checkpoint)")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -143,14 +146,13 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
                 this_call += 1
                 steps_since_log += 1
                 elapsed = time.perf_counter() - t_start
-                if not math.isfinite(loss.item()):
-                    raise WmkitError(f"loss became {loss.item()} at step {step}; lower --lr or check the data")
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     now = time.perf_counter()
                     row = {"step": step, "loss": loss.item(), **metrics, "elapsed_s": round(elapsed, 2),
                            "samples_per_s": round(steps_since_log * per_step / max(now - last_log, 1e-9), 1)}
-                    if val_windows is not None:
-                        row["val_loss"] = _val_loss(model, val_windows, per_step)
+                    val = _val_loss(model, val_windows, per_step) if val_windows is not None else None
+                    if val is not None:
+                        row["val_loss"] = val
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     last_log, steps_since_log = now, 0
@@ -161,8 +163,39 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
                     break
     finally:
         log.close()
-        _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
+    # reached only without an exception: a step that failed is never written over a good checkpoint
+    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
     return out
+
+
+def _read_run(run_file: Path) -> dict:
+    try:
+        previous = json.loads(run_file.read_text())
+        previous["train_config"]  # noqa: B018 - must exist
+        return previous
+    except (OSError, json.JSONDecodeError, KeyError) as e:
+        raise WmkitError(f"{run_file} is missing or malformed ({e}); delete the run folder to start over") from None
+
+
+def _resume(out: Path, model, optimizer, generator, dataset) -> tuple[int, float]:
+    """Load weights, optimizer and generator state; check they belong together and to this data."""
+    from wmkit.models.checkpoint import load_model
+
+    saved = load_model(out / "model")  # the checkpoint checks: config, shapes, unreadable files
+    model.load_state_dict(saved.state_dict())
+    info = load_trainer(out / "trainer", optimizer, generator)
+    meta = json.loads((out / "model" / "meta.json").read_text())
+    if meta.get("step") != info["step"]:
+        raise WmkitError(f"{out}: the weights (step {meta.get('step')}) and the optimizer state (step {info['step']}) "
+                         f"do not belong together (interrupted while saving); delete the run folder to start over")
+    if info.get("episodes", len(dataset.episodes)) != len(dataset.episodes):
+        raise WmkitError(f"the dataset changed since this run started ({info['episodes']} -> {len(dataset.episodes)} "
+                         f"episodes); resuming would not repeat the same run: start a new --out folder")
+    log = out / "log.jsonl"
+    if log.is_file():  # drop rows logged after the checkpoint we resume from
+        rows = [r for r in log.read_text().splitlines() if r and json.loads(r)["step"] <= info["step"]]
+        atomic_write_text(log, "".join(r + "\n" for r in rows))
+    return info["step"], info["elapsed_s"]
 
 
 def _spec_for(dataset):
@@ -179,13 +212,16 @@ def _maybe_windows(dataset, context, horizon):
 
 
 @torch.no_grad()
-def _val_loss(model, windows, n) -> float:
-    model.eval()
-    batch = windows.take(n).to(model.device)
+def _val_loss(model, windows, n) -> float | None:
+    """Loss on held-out windows (whole groups per ensemble member); None when there are too few."""
+    batch = windows.take(n, with_state=False).to(model.device)
     members = getattr(model.config, "members", 1)
-    if len(batch) % members:  # keep whole groups per member
-        keep = len(batch) - len(batch) % members
+    keep = len(batch) - len(batch) % members
+    if keep == 0:
+        return None
+    if keep < len(batch):
         batch = type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep])
+    model.eval()
     loss, _ = model.loss(batch)
     model.train()
     return round(loss.item(), 5)
@@ -195,7 +231,9 @@ def _checkpoint(out, model, optimizer, generator, step, elapsed, dataset):
     meta = {"step": step, "elapsed_s": round(elapsed, 2), "data": str(dataset.root.resolve()),
             "world": dataset.world, "episodes": len(dataset.episodes)}
     save_model(model, out / "model", meta=meta)
-    save_trainer(out / "trainer", optimizer, generator, {"step": step, "elapsed_s": elapsed})
+    # trainer.json is written last: it marks a complete checkpoint
+    save_trainer(out / "trainer", optimizer, generator,
+                 {"step": step, "elapsed_s": elapsed, "episodes": len(dataset.episodes)})
 
 
 class _StopFlag:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from wmkit.errors import WmkitError
@@ -37,7 +38,8 @@ def load_trainer(folder: Path, optimizer: torch.optim.Optimizer, generator: torc
     try:
         info = json.loads((folder / TRAINER_FILE).read_text())
         tensors = load_file(str(folder / OPTIM_FILE))
-    except (OSError, json.JSONDecodeError) as e:
+        info["scalars"], info["param_groups"], info["step"], info["elapsed_s"]  # noqa: B018 - must exist
+    except (OSError, json.JSONDecodeError, KeyError, SafetensorError) as e:
         raise WmkitError(f"cannot resume from {folder} ({e}); delete the run folder to start over") from None
     state: dict[int, dict] = {}
     for name, value in [*tensors.items(), *info["scalars"].items()]:

@@ -95,6 +95,11 @@ class World(gym.Env):
             raise WmkitError(f"action {a.tolist()} contains NaN or inf; pass finite values")
         return a
 
+    def set_physics(self, values: dict) -> None:
+        """Apply explicit physics values now (validated), as `reset` would; the simulator state is kept."""
+        self.physics = self.physics_space.validate(values)
+        self._apply_physics(self.physics)
+
     def _info(self, events) -> dict:
         return {"physics": dict(self.physics), "annotations": {**self._annotations(), "events": list(events)}}
 

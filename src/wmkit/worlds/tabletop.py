@@ -136,5 +136,7 @@ class Tabletop(MujocoWorld):
         mujoco.mj_forward(self.model, self.data)
         return self.get_state()
 
-    def cup_on_table(self) -> bool:
-        return not self._left_table
+    def set_state(self, state):
+        super().set_state(state)
+        self._left_table = bool(np.any(np.abs(self.data.qpos[2:4]) > TABLE_HALF))
+        self._hit_floor = False
