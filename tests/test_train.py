@@ -70,7 +70,7 @@ def test_resume_refuses_a_changed_dataset(tmp_path):
     cfg = TrainConfig(steps=10, batch_size=8)
     train(data, tmp_path / "run", config=cfg, model_config={"hidden": 8}, progress=False, stop_after=5)
     collect("Pendulum-v1", 1, data, max_steps=20, progress=False)
-    with pytest.raises(WmkitError, match="dataset changed"):
+    with pytest.raises(WmkitError, match="dataset differs"):
         train(data, tmp_path / "run", config=cfg, model_config={"hidden": 8}, progress=False)
 
 

@@ -57,7 +57,7 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
     plot_accuracy({"ensemble": acc}, out / "accuracy.png")
     result = {"world": WORLD, "accuracy": acc.to_json(), "windows": acc.windows,
               "episodes": len(dataset.episodes), "seconds": round(time.perf_counter() - t0, 1)}
-    strip_name, caption = None, ""
+    strips, caption = [], ""
     val = dataset.split("val")
     i = pick_falling_episode(val, min_len=30)
     if i is not None:
@@ -65,16 +65,17 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
         start = max(0, len(ep) - 40)
         env = make(WORLD, render_size=96)
         env.reset(seed=0)
-        image, steps = filmstrip(model, ep, env, start, horizon=len(ep) - start, every=5, camera="side")
-        plt.imsave(out / "filmstrip.png", image)
+        for camera in ("side", "top"):
+            image, steps = filmstrip(model, ep, env, start, horizon=len(ep) - start, every=5, camera=camera)
+            plt.imsave(out / f"filmstrip_{camera}.png", image)
+            strips.append(f"filmstrip_{camera}.png")
         env.close()
-        strip_name = "filmstrip.png"
-        caption = (f"Held-out episode {i}: the model sees step {start} only, then imagines to the end "
-                   f"under the logged pushes. Top row: the true simulator; bottom row: the model's predicted "
-                   f"states rendered by MuJoCo, at steps +{', +'.join(map(str, steps))}. "
-                   f"In truth the cup falls off the table.")
+        caption = (f"A held-out episode (seed {ep.seed}): the model sees step {start} only, then imagines to the "
+                   f"end under the logged pushes. In each strip the top row is the true simulator and the bottom "
+                   f"row the model's predicted states rendered by MuJoCo, at steps +{', +'.join(map(str, steps))}, "
+                   f"from the side and from above. In truth the cup falls off the table.")
     (out / "result.json").write_text(json.dumps(result, indent=2))
-    report = write_report(out, f"wmkit demo: {WORLD}", result, "accuracy.png", strip_name, caption, [
+    report = write_report(out, f"wmkit demo: {WORLD}", result, "accuracy.png", strips, caption, [
         f"data: {data_dir} ({len(dataset.episodes)} episodes, coloured-noise pushes)",
         f"model: {run_dir} (ensemble of MLPs, PETS-style)",
         f"total time {result['seconds']} s",

@@ -1,4 +1,4 @@
-"""The demo's report: one HTML page with the accuracy table, the plot and the filmstrip."""
+"""The demo's report: one HTML page with the accuracy table, the plot and the filmstrips."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 
-def write_report(folder: Path, title: str, accuracy: dict, plot: str | None, strip: str | None,
+def write_report(folder: Path, title: str, accuracy: dict, plot: str | None, strips: list[str],
                  strip_caption: str, notes: list[str]) -> Path:
     rows = "".join(
         f"<tr><td>{r['k']}</td><td>{r['nrmse']:.4f}</td><td>{r['nrmse_copy_last']:.4f}</td>"
@@ -27,9 +27,10 @@ def write_report(folder: Path, title: str, accuracy: dict, plot: str | None, str
     ]
     if plot:
         parts.append(f"<p><img src='{html.escape(plot)}' alt='error and skill vs horizon'></p>")
-    if strip:
-        parts += ["<h2>Truth vs imagination</h2>", f"<p>{html.escape(strip_caption)}</p>",
-                  f"<p><img src='{html.escape(strip)}' alt='filmstrip: truth above, model below'></p>"]
+    if strips:
+        parts += ["<h2>Truth vs imagination</h2>", f"<p>{html.escape(strip_caption)}</p>"]
+        parts += [f"<p><img src='{html.escape(s)}' alt='filmstrip: truth above, model below' "
+                  f"style='width:100%'></p>" for s in strips]
     parts += ["<h2>Notes</h2><ul>", *[f"<li>{html.escape(n)}</li>" for n in notes], "</ul>",
               f"<details><summary>raw JSON</summary><pre>{html.escape(json.dumps(accuracy, indent=2))}</pre></details>",
               "</body></html>"]

@@ -89,7 +89,7 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     resuming = (out / "trainer" / "trainer.json").is_file()
     if resuming:
         previous = _read_run(run_file)
-        for key in ("family", "model_config", "data"):
+        for key in ("family", "model_config"):
             if previous.get(key) != request[key]:
                 raise WmkitError(f"{out} was trained with {key}={previous.get(key)!r}, not {request[key]!r}; "
                                  f"use a new --out folder or the same settings to resume")
@@ -188,9 +188,10 @@ def _resume(out: Path, model, optimizer, generator, dataset) -> tuple[int, float
     if meta.get("step") != info["step"]:
         raise WmkitError(f"{out}: the weights (step {meta.get('step')}) and the optimizer state (step {info['step']}) "
                          f"do not belong together (interrupted while saving); delete the run folder to start over")
-    if info.get("episodes", len(dataset.episodes)) != len(dataset.episodes):
-        raise WmkitError(f"the dataset changed since this run started ({info['episodes']} -> {len(dataset.episodes)} "
-                         f"episodes); resuming would not repeat the same run: start a new --out folder")
+    if info.get("data_fingerprint") != _fingerprint(dataset):
+        raise WmkitError(f"the dataset differs from the one this run started on ({info.get('episodes')} -> "
+                         f"{len(dataset.episodes)} episodes, or other episodes); resuming would not repeat the same "
+                         f"run: start a new --out folder")
     log = out / "log.jsonl"
     if log.is_file():  # drop rows logged after the checkpoint we resume from
         rows = [r for r in log.read_text().splitlines() if r and json.loads(r)["step"] <= info["step"]]
@@ -233,7 +234,16 @@ def _checkpoint(out, model, optimizer, generator, step, elapsed, dataset):
     save_model(model, out / "model", meta=meta)
     # trainer.json is written last: it marks a complete checkpoint
     save_trainer(out / "trainer", optimizer, generator,
-                 {"step": step, "elapsed_s": elapsed, "episodes": len(dataset.episodes)})
+                 {"step": step, "elapsed_s": elapsed, "episodes": len(dataset.episodes),
+                  "data_fingerprint": _fingerprint(dataset)})
+
+
+def _fingerprint(dataset) -> str:
+    """Which episodes a run trains on (numbers, seeds, lengths), wherever the folder has moved."""
+    import hashlib
+
+    rows = [(int(p.stem), e.seed, len(e)) for p, e in zip(dataset.files, dataset.episodes)]
+    return hashlib.sha1(json.dumps(rows).encode()).hexdigest()
 
 
 class _StopFlag:
