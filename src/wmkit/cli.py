@@ -180,7 +180,7 @@ def eval_(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
     episodes: int = typer.Option(600, help="episodes to collect"),
-    steps: int = typer.Option(4000, help="training steps"),
+    steps: int = typer.Option(6000, help="training steps"),
     minutes: Optional[float] = typer.Option(None, help="training time budget"),
 ):
     """Collect -> train -> eval on Tabletop-v0, and write a report with a plot and a filmstrip."""
