@@ -3,6 +3,7 @@
     python benchmarks/ensemble_speed.py [--steps 200] [--latency-iters 2000]
 
 Rows, all measured in this one run on this machine:
+- data: training windows sampled per second by `Windows.sample`, against what the trainer consumes.
 - train: the ensemble (E members in one batched matmul) vs the same E MLPs as separate nn.Sequential
   modules trained in a Python loop (the naive way), in samples/s.
 - step latency at batch 1: the ensemble, copy-last (the floor: no compute) and the oracle (MuJoCo
@@ -111,6 +112,11 @@ def main() -> None:
         "train_naive_loop_samples_per_s": naive_throughput(spec, windows, cfg.members, cfg.hidden, cfg.layers,
                                                            args.steps, batch),
     }
+    g = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(200):
+        windows.sample(batch * cfg.members, g)
+    rows["data_windows_sampled_per_s"] = 200 * batch * cfg.members / (time.perf_counter() - t0)
     obs = torch.as_tensor(ds.episodes[0].obs[0])
     model.eval()
     for name, m in (("ensemble", model), ("copy-last", reference_model("copy-last", ds.world)),
@@ -132,6 +138,8 @@ def main() -> None:
     ens, naive = rows["train_ensemble_batched_samples_per_s"], rows["train_naive_loop_samples_per_s"]
     print(f"{'train, ensemble (batched), samples/s':<44}{ens:>14,.0f}")
     print(f"{'train, 5 separate MLPs in a loop, samples/s':<44}{naive:>14,.0f}   ({ens / naive:.1f}x)")
+    data = rows["data_windows_sampled_per_s"]
+    print(f"{'data: training windows sampled, per s':<44}{data:>14,.0f}   ({data / ens:.0f}x what training uses)")
     for name in ("ensemble", "copy-last", "oracle"):
         p50, p99 = rows[f"step_b1_{name}_p50_ms"], rows[f"step_b1_{name}_p99_ms"]
         print(f"{'step latency b=1, ' + name + ', p50 / p99 ms':<44}{p50:>7.3f} / {p99:.3f}")
