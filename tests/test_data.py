@@ -137,3 +137,18 @@ def test_same_seed_same_data(tmp_path):
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x.obs, y.obs)
         np.testing.assert_array_equal(x.actions, y.actions)
+
+
+def test_focus_samples_big_changes_more_often(tabletop_data):
+    win = wmkit.load_dataset(tabletop_data).windows(0, 1, "train")
+    change = (win.obs[win.starts + 1] - win.obs[win.starts]).abs().sum(1)
+
+    def share_of_big(batch):
+        c = (batch.obs[:, 1] - batch.obs[:, 0]).abs().sum(1)
+        return (c > change.quantile(0.9)).float().mean().item()
+    uniform = share_of_big(win.sample(20000, torch.Generator().manual_seed(0)))
+    win.focus_on_change(3.0)
+    focused = share_of_big(win.sample(20000, torch.Generator().manual_seed(0)))
+    assert uniform == pytest.approx(0.1, abs=0.02) and focused > 2 * uniform
+    with pytest.raises(WmkitError, match="focus"):
+        win.focus_on_change(-1)

@@ -125,6 +125,7 @@ def train(
     minutes: Optional[float] = typer.Option(None, help="wall-clock budget, counted across resumes"),
     batch_size: int = typer.Option(256),
     lr: float = typer.Option(1e-3),
+    focus: float = typer.Option(3.0, help="oversample windows where the state changes most; 0 = uniform"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="model config field, e.g. --set members=7"),
@@ -141,7 +142,8 @@ def train(
             overrides[key] = json.loads(val)
         except json.JSONDecodeError:
             overrides[key] = val
-    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, focus=focus, seed=seed,
+                      device=device)
     run(data, out, model, cfg, model_config=overrides)
     typer.echo(f"model saved in {out / 'model'}; next: wmkit eval {out} --data {data}")
 

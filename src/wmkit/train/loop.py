@@ -38,6 +38,9 @@ class TrainConfig:
     batch_size: int = 256
     """windows per gradient step (per ensemble member for the ensemble)"""
     lr: float = 1e-3
+    focus: float = 3.0
+    """sample each window with weight 1 + focus * (its first step's change / the mean change): contacts and
+    falls, rare but where most error lies, come up more often; 0 samples uniformly"""
     weight_decay: float = 1e-5
     grad_clip: float = 10.0
     seed: int = 0
@@ -52,6 +55,8 @@ class TrainConfig:
             raise WmkitError(f"train config: steps={self.steps!r} must be a positive integer")
         if self.minutes is not None and not (self.minutes > 0):
             raise WmkitError(f"train config: minutes={self.minutes!r} must be positive")
+        if not (0 <= self.focus < math.inf):
+            raise WmkitError(f"train config: focus={self.focus!r} must be a finite number >= 0")
         if self.batch_size < 1:
             raise WmkitError(f"train config: batch_size={self.batch_size!r} must be positive")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -111,6 +116,7 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     model.set_normalizer({k: v.to(device) for k, v in stats.items()})
     context = model.spec.context - 1
     train_windows = dataset.windows(context, model.train_window, "train")
+    train_windows.focus_on_change(cfg.focus)
     val_windows = _maybe_windows(dataset, context, model.train_window)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
