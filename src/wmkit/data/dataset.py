@@ -156,16 +156,18 @@ class Dataset:
         return Windows(episodes, context + horizon)
 
     def stats(self, split: str = "train") -> dict[str, torch.Tensor]:
-        """Mean and std of observations, actions and one-step deltas (for normalising)."""
+        """Mean and std of observations, actions, one-step deltas and rewards (for normalising)."""
         eps = self.split(split) or self.episodes  # (an empty split falls back on every episode)
         obs = np.concatenate([e.obs for e in eps]).astype(np.float64)
         act = np.concatenate([e.actions for e in eps]).astype(np.float64)
         delta = np.concatenate([np.diff(e.obs, axis=0) for e in eps]).astype(np.float64)
+        rewards = np.concatenate([e.rewards for e in eps]).astype(np.float64)
         t = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
         return {
             "obs_mean": t(obs.mean(0)), "obs_std": t(obs.std(0)), "obs_min": t(obs.min(0)), "obs_max": t(obs.max(0)),
             "act_mean": t(act.mean(0)), "act_std": t(act.std(0)),
             "delta_mean": t(delta.mean(0)), "delta_std": t(delta.std(0)),
+            "reward_std": t(rewards.std(ddof=1) if len(rewards) > 1 else 1.0),
         }
 
     def summary(self) -> dict:

@@ -110,24 +110,22 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     torch.manual_seed(cfg.seed)
     spec = _spec_for(dataset)
     model = make_model(family, spec, **(model_config or {})).to(device)
-    stats = dataset.stats("train")
-    rewards = torch.cat([torch.from_numpy(e.rewards) for e in dataset.split("train")])
-    stats["reward_std"] = rewards.float().std()
-    model.set_normalizer({k: v.to(device) for k, v in stats.items()})
+    model.set_normalizer({k: v.to(device) for k, v in dataset.stats("train").items()})
     context = model.spec.context - 1
     train_windows = dataset.windows(context, model.train_window, "train")
     train_windows.focus_on_change(cfg.focus)
-    val_windows = _maybe_windows(dataset, context, model.train_window)
+    per_step = cfg.batch_size * getattr(model.config, "members", 1)
+    val_batch = _val_batch(dataset, context, model, per_step, device)
+    fingerprint = _fingerprint(dataset)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     step, elapsed = 0, 0.0
     if resuming:
-        step, elapsed = _resume(out, model, optimizer, generator, dataset)
+        step, elapsed = _resume(out, model, optimizer, generator, fingerprint, len(dataset.episodes))
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_file, request)
 
-    per_step = cfg.batch_size * getattr(model.config, "members", 1)
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     stopping = _StopFlag()
     log = (out / "log.jsonl").open("a")
@@ -156,21 +154,20 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
                     now = time.perf_counter()
                     row = {"step": step, "loss": loss.item(), **metrics, "elapsed_s": round(elapsed, 2),
                            "samples_per_s": round(steps_since_log * per_step / max(now - last_log, 1e-9), 1)}
-                    val = _val_loss(model, val_windows, per_step) if val_windows is not None else None
-                    if val is not None:
-                        row["val_loss"] = val
+                    if val_batch is not None:
+                        row["val_loss"] = _val_loss(model, val_batch)
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     last_log, steps_since_log = now, 0
                 bar.update(task, completed=step, loss=loss.item())
                 if step % cfg.checkpoint_every == 0:
-                    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
+                    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint)
                 if stop_after is not None and this_call >= stop_after:
                     break
     finally:
         log.close()
     # reached only without an exception: a step that failed is never written over a good checkpoint
-    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset)
+    _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint)
     return out
 
 
@@ -183,20 +180,24 @@ def _read_run(run_file: Path) -> dict:
         raise WmkitError(f"{run_file} is missing or malformed ({e}); delete the run folder to start over") from None
 
 
-def _resume(out: Path, model, optimizer, generator, dataset) -> tuple[int, float]:
+def _resume(out: Path, model, optimizer, generator, fingerprint: str, n_episodes: int) -> tuple[int, float]:
     """Load weights, optimizer and generator state; check they belong together and to this data."""
     from wmkit.models.checkpoint import load_model
 
     saved = load_model(out / "model")  # the checkpoint checks: config, shapes, unreadable files
     model.load_state_dict(saved.state_dict())
     info = load_trainer(out / "trainer", optimizer, generator)
-    meta = json.loads((out / "model" / "meta.json").read_text())
+    try:
+        meta = json.loads((out / "model" / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WmkitError(f"{out}/model/meta.json is missing or malformed ({e}); delete the run folder to start over") \
+            from None
     if meta.get("step") != info["step"]:
         raise WmkitError(f"{out}: the weights (step {meta.get('step')}) and the optimizer state (step {info['step']}) "
                          f"do not belong together (interrupted while saving); delete the run folder to start over")
-    if info.get("data_fingerprint") != _fingerprint(dataset):
+    if info.get("data_fingerprint") != fingerprint:
         raise WmkitError(f"the dataset differs from the one this run started on ({info.get('episodes')} -> "
-                         f"{len(dataset.episodes)} episodes, or other episodes); resuming would not repeat the same "
+                         f"{n_episodes} episodes, or other episodes); resuming would not repeat the same "
                          f"run: start a new --out folder")
     log = out / "log.jsonl"
     if log.is_file():  # drop rows logged after the checkpoint we resume from
@@ -211,37 +212,34 @@ def _spec_for(dataset):
     return ModelSpec.from_dataset_meta(dataset.meta, latent_dim=dataset.meta.obs_dim)
 
 
-def _maybe_windows(dataset, context, horizon):
+def _val_batch(dataset, context, model, n, device):
+    """The fixed held-out batch the log reports a loss on (whole groups per ensemble member), or None."""
     try:
-        return dataset.windows(context, horizon, "val")
+        batch = dataset.windows(context, model.train_window, "val").take(n, with_state=False)
     except WmkitError:
         return None
+    keep = len(batch) - len(batch) % getattr(model.config, "members", 1)
+    if keep == 0:
+        return None
+    return type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep]).to(device)
 
 
 @torch.no_grad()
-def _val_loss(model, windows, n) -> float | None:
-    """Loss on held-out windows (whole groups per ensemble member); None when there are too few."""
-    batch = windows.take(n, with_state=False).to(model.device)
-    members = getattr(model.config, "members", 1)
-    keep = len(batch) - len(batch) % members
-    if keep == 0:
-        return None
-    if keep < len(batch):
-        batch = type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep])
+def _val_loss(model, batch) -> float:
     model.eval()
     loss, _ = model.loss(batch)
     model.train()
     return round(loss.item(), 5)
 
 
-def _checkpoint(out, model, optimizer, generator, step, elapsed, dataset):
+def _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint):
     meta = {"step": step, "elapsed_s": round(elapsed, 2), "data": str(dataset.root.resolve()),
             "world": dataset.world, "episodes": len(dataset.episodes)}
     save_model(model, out / "model", meta=meta)
     # trainer.json is written last: it marks a complete checkpoint
     save_trainer(out / "trainer", optimizer, generator,
                  {"step": step, "elapsed_s": elapsed, "episodes": len(dataset.episodes),
-                  "data_fingerprint": _fingerprint(dataset)})
+                  "data_fingerprint": fingerprint})
 
 
 def _fingerprint(dataset) -> str:
