@@ -13,6 +13,7 @@ Every wmkit world is a plain `gymnasium.Env` (five-tuple `step`) plus:
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from typing import Any
 
@@ -142,6 +143,9 @@ class MujocoWorld(World):
 
     frame_skip: int = 1
     annotated_bodies: tuple[str, ...] = ()  # bodies whose position and velocity go in annotations
+    batch_simulation: bool = False
+    """True where the world implements `_observe_batch` and `_task_batch`, so `simulate_batch` can run
+    many copies of it at once in MuJoCo's threaded C rollout, exactly as `step` would"""
 
     def _init_mujoco(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
         self.model, self.data = model, data
@@ -158,6 +162,58 @@ class MujocoWorld(World):
         self._state_size = mujoco.mj_stateSize(model, self._state_spec)
         self._renderers: dict[int, mujoco.Renderer] = {}
         self._body_ids = {n: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.annotated_bodies}
+
+    # -- many copies at once (the oracle's rollouts, planning, exact counterfactuals)
+    def simulate_batch(self, states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """From exact states [N, S] (`get_state`), run actions [N, H, A]: what N x H calls of `step` would give.
+
+        Returns `obs` [N, H, D], `reward` [N, H] and `terminated` [N, H] (stepping goes on past a
+        termination, as the physics does), computed in MuJoCo's threaded rollout with the current
+        physics values; this world's own data is left untouched.
+        """
+        if not self.batch_simulation:
+            raise WmkitError(f"{self.world_id} does not support batched simulation; step it one copy at a time")
+        from mujoco import rollout
+
+        m = self.model
+        states = np.asarray(states, dtype=np.float64)
+        actions = np.asarray(actions, dtype=np.float64)
+        N, H = actions.shape[:2]
+        if states.shape != (N, self._state_size):
+            raise WmkitError(f"states have shape {states.shape}; expected ({N}, {self._state_size})")
+        full = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        if not hasattr(self, "_batch_data"):
+            self._batch_data = mujoco.MjData(m)
+            self._threads = [mujoco.MjData(m) for _ in range(max(1, min(os.cpu_count() or 1, 8)))]
+        d = self._batch_data
+        init = np.empty((N, mujoco.mj_stateSize(m, full)))
+        warm = np.empty((N, m.nv))
+        for i in range(N):
+            mujoco.mj_setState(m, d, states[i], self._state_spec)
+            mujoco.mj_getState(m, d, init[i], full)
+            warm[i] = d.qacc_warmstart
+        fs = self.frame_skip
+        ctrl = np.repeat(self._ctrl_from_action(actions), fs, axis=1)
+        traj, sensors = rollout.rollout(m, self._threads, init, ctrl, initial_warmstart=warm)
+        ends = traj[:, fs - 1::fs]  # [N, H, nstate]: the state after each control period
+        per_step = sensors.reshape(N, H, fs, -1)
+        nq, nv = m.nq, m.nv
+        qpos, qvel = ends[..., 1:1 + nq], ends[..., 1 + nq:1 + nq + nv]  # FULLPHYSICS: time, qpos, qvel, ...
+        obs = self._observe_batch(qpos, qvel)
+        reward, terminated = self._task_batch(qpos, qvel, per_step)
+        return {"obs": obs, "reward": reward, "terminated": terminated}
+
+    def _ctrl_from_action(self, actions: np.ndarray) -> np.ndarray:
+        """Controls [N, H, nu] for actions [N, H, A] (identity where the action is the control)."""
+        return actions
+
+    def _observe_batch(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Observations [N, H, D] from positions and velocities [N, H, nq|nv]."""
+        raise NotImplementedError
+
+    def _task_batch(self, qpos: np.ndarray, qvel: np.ndarray, sensors: np.ndarray):
+        """(reward [N, H], terminated [N, H]) from the states reached and each step's substep sensors [N, H, fs, ns]."""
+        raise NotImplementedError
 
     # -- physics scales shared by MuJoCo worlds
     def _scale_physics(self, mass=1.0, damping=1.0, friction=1.0, gravity=9.81, bodies=None) -> None:

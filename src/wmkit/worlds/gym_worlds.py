@@ -38,7 +38,7 @@ MUJOCO_SCALES = PhysicsSpace(
         PhysicsParam("friction_scale", 1.0, 0.1, 3.0, "multiplies the friction of every contact"),
         PhysicsParam("gravity", 9.81, 1.0, 20.0, "gravitational acceleration, m/s^2"),
     ),
-    splits=scale_splits(("mass_scale", "damping_scale")),
+    splits=scale_splits(("mass_scale", "damping_scale"), combo=("mass_scale", "friction_scale")),
 )
 
 
@@ -267,7 +267,7 @@ class Pendulum(World):
             PhysicsParam("mass", 1.0, 0.1, 5.0, "mass of the pendulum, kg"),
             PhysicsParam("length", 1.0, 0.2, 3.0, "length of the pendulum, m"),
         ),
-        splits=scale_splits(("mass", "length")),
+        splits=scale_splits(("mass", "length"), combo=("mass", "length")),
     )
     dt = 0.05
     default_max_steps = 200

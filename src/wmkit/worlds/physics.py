@@ -108,9 +108,24 @@ class PhysicsSpace:
         return rows
 
 
-def scale_splits(names: tuple[str, ...]) -> dict[str, tuple[Box, ...]]:
-    """The CaDM splits for multiplicative scales: train 0.75-1.25, held out 0.2-0.5 and 1.5-1.8."""
-    return {
+def scale_splits(names: tuple[str, ...], combo: tuple[str, str] | None = None) -> dict[str, tuple[Box, ...]]:
+    """The CaDM splits for multiplicative scales: train 0.75-1.25, held out 0.2-0.5 and 1.5-1.8.
+
+    With `combo=(a, b)`, also a combinatorial pair: `combo_train` holds two corners of a x b (both
+    low, both high) and `combo_test` the other two, each value inside the ranges seen in training.
+    """
+    splits = {
         "train": ({n: (0.75, 1.25) for n in names},),
         "ood": ({n: (0.2, 0.5) for n in names}, {n: (1.5, 1.8) for n in names}),
+    }
+    if combo:
+        splits.update(corner_splits(combo[0], (0.5, 0.75), (1.25, 1.5), combo[1], (0.5, 0.75), (1.25, 1.5)))
+    return splits
+
+
+def corner_splits(a: str, a_low, a_high, b: str, b_low, b_high) -> dict[str, tuple[Box, ...]]:
+    """`combo_train`: (a low, b low) and (a high, b high); `combo_test`: the two mixed corners."""
+    return {
+        "combo_train": ({a: a_low, b: b_low}, {a: a_high, b: b_high}),
+        "combo_test": ({a: a_low, b: b_high}, {a: a_high, b: b_low}),
     }

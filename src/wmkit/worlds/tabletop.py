@@ -10,7 +10,10 @@ Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_stre
 The pusher (a flat puck riding just above the table top) hangs on a spring-loaded, damped gantry:
 a constant force holds it at a point (full force: the table's edge), so the action sets where it
 goes and how fast, and it pushes the cup low, near its base, without tipping it.
-Reward: minus the cup's distance to the green target spot, and -5 when the cup hits the floor.
+Reward (the task: push the cup onto the green target spot without dropping it): minus the cup's
+distance to the spot, minus 0.2 x the pusher's distance to the cup (so a planner with a short horizon
+still knows to go to the cup first), and -5 when the cup hits the floor. `success()`: the cup rests
+within 5 cm of the spot and never fell.
 Termination: the cup hits the floor. Truncation: 200 steps (10 s at 20 Hz).
 """
 
@@ -23,11 +26,13 @@ import numpy as np
 from gymnasium import spaces
 
 from wmkit.worlds.base import MujocoWorld
-from wmkit.worlds.physics import PhysicsParam, PhysicsSpace
+from wmkit.worlds.physics import PhysicsParam, PhysicsSpace, corner_splits
 
 TABLE_HALF = 0.25  # metres, half the side of the square table top
 TARGET_XY = np.array([0.12, 0.12])
 DROP_PENALTY = 5.0
+REACH_WEIGHT = 0.2
+SUCCESS_RADIUS = 0.05
 
 _PHYSICS = PhysicsSpace(
     params=(
@@ -42,6 +47,7 @@ _PHYSICS = PhysicsSpace(
                    "pusher_strength": (4.0, 6.0), "gravity": (8.0, 11.0)},),
         "ood": ({"cup_mass": (0.04, 0.1), "cup_friction": (0.1, 0.25)},
                 {"cup_mass": (0.3, 0.36), "cup_friction": (0.75, 0.9)}),
+        **corner_splits("cup_mass", (0.1, 0.15), (0.3, 0.4), "cup_friction", (0.25, 0.35), (0.7, 0.9)),
     },
 )
 
@@ -55,6 +61,7 @@ class Tabletop(MujocoWorld):
     cameras = ("top", "side")
     events = ("pusher_touches_cup", "cup_leaves_table", "cup_hits_floor")
     annotated_bodies = ("pusher", "cup")
+    batch_simulation = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -122,10 +129,20 @@ class Tabletop(MujocoWorld):
     def _observe(self):
         return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float64)
 
+    def _observe_batch(self, qpos, qvel):
+        return np.concatenate([qpos, qvel], axis=-1)
+
     def _task(self):
+        reward, dropped = _reward(self.data.qpos, np.asarray(self._hit_floor))
+        return float(reward), bool(dropped)
+
+    def _task_batch(self, qpos, qvel, sensors):
+        return _reward(qpos, np.any(sensors[..., 0] > 0, axis=-1))  # sensor 0: the cup touches the floor
+
+    def success(self) -> bool:
+        """The task is done: the cup is on the table, within SUCCESS_RADIUS of the target spot."""
         dist = float(np.linalg.norm(self.data.qpos[2:4] - TARGET_XY))
-        dropped = self._hit_floor
-        return -dist - (DROP_PENALTY if dropped else 0.0), dropped
+        return bool(dist <= SUCCESS_RADIUS and not self._left_table and not self._hit_floor)
 
     def state_from_obs(self, obs):
         obs = np.asarray(obs, dtype=np.float64)
@@ -140,3 +157,10 @@ class Tabletop(MujocoWorld):
         super().set_state(state)
         self._left_table = bool(np.any(np.abs(self.data.qpos[2:4]) > TABLE_HALF))
         self._hit_floor = False
+
+
+def _reward(qpos: np.ndarray, dropped: np.ndarray):
+    """(reward, terminated) for positions [..., 9] and whether the cup hit the floor [...]."""
+    dist = np.linalg.norm(qpos[..., 2:4] - TARGET_XY, axis=-1)
+    reach = np.linalg.norm(qpos[..., :2] - qpos[..., 2:4], axis=-1)
+    return -dist - REACH_WEIGHT * reach - DROP_PENALTY * dropped, dropped
