@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/wmkit demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

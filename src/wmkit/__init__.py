@@ -29,6 +29,7 @@ _LAZY = {
     "train": "wmkit.train",
     "TrainConfig": "wmkit.train",
     "evaluate_accuracy": "wmkit.eval.accuracy",
+    "evaluate": "wmkit.eval.scorecard",
 }
 
 __all__ = ["WmkitError", "__version__", *_LAZY]

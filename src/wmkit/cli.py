@@ -69,15 +69,17 @@ def worlds(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     from rich.console import Console
     from rich.table import Table
 
+    splits = list(dict.fromkeys(k for w in rows for p in w["physics"] for k in p
+                                if k not in ("name", "default", "range", "doc")))
     table = Table(title="wmkit worlds (also any Gymnasium id as gym:<id>)")
-    for col in ("id", "dt (s)", "physics parameter", "default", "valid", "train split", "ood split"):
+    for col in ("id", "dt (s)", "physics parameter", "default", "valid", *(f"{s} split" for s in splits)):
         table.add_column(col, no_wrap=True)
     for w in rows:
         params = w["physics"] or [{"name": "(none)", "default": "", "range": None}]
         for j, p in enumerate(params):
             table.add_row(w["id"] if j == 0 else "", f"{w['dt']:g}" if j == 0 else "", p["name"],
                           f"{p['default']:g}" if p["range"] else "", _span(p["range"]),
-                          _span(p.get("train")), _span(p.get("ood")))
+                          *(_span(p.get(s)) for s in splits))
     Console().print(table)
 
 
@@ -91,13 +93,18 @@ def collect(
     render: Optional[int] = typer.Option(None, help="also store frames of this size, e.g. 64"),
     camera: Optional[list[str]] = typer.Option(None, help="camera(s) to store frames from"),
     physics: Optional[str] = typer.Option(None, help="split name (train, ood) or name=value,..."),
+    split: Optional[str] = typer.Option(None, help="physics split to sample each episode from (see `wmkit worlds`)"),
     max_steps: Optional[int] = typer.Option(None, help="episode length limit"),
 ):
     """Run a policy in a world and append episodes to a dataset folder."""
     from wmkit.data.collect import collect as run
 
+    if split is not None and physics is not None:
+        raise WmkitError(f"give --split {split} or --physics {physics}, not both")
+    if split is not None and "=" in split:
+        raise WmkitError(f"--split takes a split name such as train or ood, not values ({split!r}); use --physics")
     run(world, episodes, out, policy=policy, seed=seed, render=render, cameras=camera,
-        physics=_parse_physics(physics), max_steps=max_steps)
+        physics=split if split is not None else _parse_physics(physics), max_steps=max_steps)
     from wmkit.data import load_dataset
 
     s = load_dataset(out).summary()
@@ -152,19 +159,25 @@ def train(
 def eval_(
     run: str = typer.Argument(..., help="run or model folder, or a reference: oracle, copy-last"),
     data: Path = typer.Option(..., help="dataset folder (its validation episodes are used)"),
+    suite: Optional[str] = typer.Option(None, help="quick | full: the five-property scorecard (else accuracy only)"),
+    report: Optional[Path] = typer.Option(None, help="scorecard report folder (default RUN/scorecard)"),
+    references: bool = typer.Option(True, help="score oracle and copy-last too, as reference columns"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     plot: Optional[Path] = typer.Option(None, help="error/skill plot (PNG); default RUN/accuracy.png for a run"),
     windows: int = typer.Option(256, help="held-out windows to score"),
 ):
-    """Open-loop accuracy vs horizon (k = 1, 5, 10, 25, 50): normalised RMSE and skill vs copy-last."""
+    """Accuracy vs horizon (k = 1, 5, 10, 25, 50); with --suite, the whole five-property scorecard."""
     from wmkit.data import load_dataset
-    from wmkit.eval.accuracy import evaluate_accuracy, plot_accuracy
     from wmkit.models import load_model
 
     dataset = load_dataset(data)
     model = load_model(run, world=dataset.world)
     if model.spec.world != dataset.world:
         raise WmkitError(f"the model was trained on {model.spec.world} but {data} holds {dataset.world}")
+    if suite is not None:
+        return _scorecard(run, model, dataset, suite, report, references, as_json)
+    from wmkit.eval.accuracy import evaluate_accuracy, plot_accuracy
+
     acc = evaluate_accuracy(model, dataset, windows=windows)
     if plot is None and Path(run).is_dir():
         plot = Path(run) / "accuracy.png"
@@ -176,6 +189,95 @@ def eval_(
     _print_accuracy(acc.to_json())
     if plot:
         typer.echo(f"plot: {plot}")
+
+
+def _scorecard(run, model, dataset, suite, report, references, as_json) -> None:
+    from wmkit.eval.scorecard import evaluate, get_suite
+    from wmkit.eval.scorecard_report import HEADLINES, lookup, write_scorecard_report
+    from wmkit.models import reference_model
+
+    get_suite(suite)  # an unknown suite fails before any work
+    say = None if as_json else (lambda msg: typer.echo(msg, err=True))
+    name = "/".join(Path(run).parts[-2:]) if Path(run).is_dir() else str(run)
+    if say:
+        say(f"scoring {name} ({suite} suite)")
+    cards = {name: evaluate(model, dataset, suite, say=say)}
+    if references:
+        for ref in ("oracle", "copy-last"):
+            if ref == name:
+                continue
+            if say:
+                say(f"scoring reference {ref}")
+            # the oracle is the planning reference itself: its planning ratio is 1 by definition
+            sections = [s for s in cards[name] if s in _SECTIONS() and not (ref == "oracle" and s == "planning")]
+            cards[ref] = evaluate(reference_model(ref, dataset.world), dataset, suite, sections=sections, say=say)
+        plan = cards[name].get("planning", {})
+        if "oracle" in cards and "returns" in plan:  # the oracle's column: its half of the model's planning run
+            cards["oracle"]["planning"] = {
+                "planning_ratio": 1.0, "returns": {"model": plan["returns"]["oracle"]},
+                "success_rate": {"model": plan.get("success_rate", {}).get("oracle")},
+                "note": "the simulator half of the model's planning run (the reference the ratio divides by)"}
+    if report is None:
+        report = Path(run) / "scorecard" if Path(run).is_dir() else Path(f"scorecard-{Path(name).name}")
+    page = write_scorecard_report(cards, report)
+    if as_json:
+        return _print_json({**cards[name], "report": str(page)})
+    names = list(cards)
+    typer.echo(f"{'metric':<48}" + "".join(f"{n[:14]:>15}" for n in names))
+    for section, path, label, fmt, _ in HEADLINES:
+        vals = [lookup(cards[n], section, path) for n in names]
+        if all(v is None for v in vals):
+            continue
+        cells = "".join(f"{'—' if v is None else _fmt_cell(v, fmt):>15}" for v in vals)
+        typer.echo(f"{section[:12] + ': ' + label:<48}"[:48] + cells)
+    skipped = [s for s in _SECTIONS() if "skipped" in cards[name].get(s, {})]
+    for s in skipped:
+        typer.echo(f"skipped {s}: {cards[name][s]['skipped']}")
+    typer.echo(f"report: {page}  ({cards[name]['seconds']:.0f} s for {name})")
+
+
+def _SECTIONS():
+    from wmkit.eval.scorecard import SECTIONS
+
+    return SECTIONS
+
+
+def _fmt_cell(v, fmt: str) -> str:
+    try:
+        return fmt.format(v)
+    except (ValueError, TypeError):
+        return str(v)
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="baseline: a run folder (RUN/scorecard) or a scorecard folder/JSON"),
+    run_b: Path = typer.Argument(..., help="candidate, the same way"),
+    tolerance: float = typer.Option(0.05, help="relative loss allowed before a metric counts as worse"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Per-metric deltas between two scorecards; exits 1 when B is worse than A on any metric."""
+    from wmkit.eval.compare import compare_cards
+    from wmkit.eval.scorecard_report import load_scorecard
+
+    if not (0 <= tolerance < 10):
+        raise WmkitError(f"--tolerance {tolerance} must be between 0 and 10 (0.05 = 5%)")
+    a, b = (next(iter(load_scorecard(p).values())) for p in (run_a, run_b))
+    if a.get("world") != b.get("world"):
+        raise WmkitError(f"{run_a} scores {a.get('world')} but {run_b} scores {b.get('world')}; compare like with like")
+    rows, worse = compare_cards(a, b, tolerance)
+    if as_json:
+        _print_json({"a": str(run_a), "b": str(run_b), "tolerance": tolerance, "worse": worse, "metrics": rows})
+    else:
+        typer.echo(f"{'metric':<52}{'A':>12}{'B':>12}{'delta':>12}  verdict")
+        for r in rows:
+            def cell(v):
+                return "—" if v is None else (str(v) if isinstance(v, bool) else f"{v:.4g}")
+            typer.echo(f"{r['section'][:12] + ': ' + r['metric']:<52}"[:52]
+                       + f"{cell(r['a']):>12}{cell(r['b']):>12}{cell(r.get('delta')):>12}  {r['verdict']}")
+        typer.echo("B is WORSE than A beyond tolerance" if worse else "B is not worse than A")
+    if worse:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -52,8 +52,11 @@ def open_loop(model, windows, batch, context: int):
 
 @torch.no_grad()
 def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", windows: int = 256,
-                      context: int | None = None) -> AccuracyResult:
-    """Accuracy of `model` on `dataset`'s `split` (episodes never used for training)."""
+                      context: int | None = None, std: torch.Tensor | None = None) -> AccuracyResult:
+    """Accuracy of `model` on `dataset`'s `split` (episodes never used for training).
+
+    `std` (per dimension) sets the error scale; by default each dimension's spread over the whole dataset.
+    """
     horizons = sorted(set(int(k) for k in horizons))
     if not horizons or horizons[0] < 1:
         raise WmkitError(f"horizons {horizons} must be positive integers")
@@ -67,7 +70,9 @@ def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", win
     C = max(model.spec.context - 1, 0) if context is None else context
     # scales from all episodes: a dimension that barely moves in training (a cup that never fell)
     # must not turn one held-out fall into an error of thousands
-    std = dataset.stats("all")["obs_std"].clamp_min(1e-6).to(model.device)
+    if std is None:
+        std = dataset.stats("all")["obs_std"]
+    std = std.clamp_min(1e-6).to(model.device)
     err, base, used = [], [], []
     for k in horizons:  # windows of exactly C + k steps, so short horizons also score the ends of episodes
         try:
@@ -85,6 +90,42 @@ def evaluate_accuracy(model, dataset, horizons=HORIZONS, split: str = "val", win
     skill = 1.0 - e / b.clamp_min(1e-12)
     return AccuracyResult(horizons=horizons, nrmse=e.tolist(), nrmse_copy_last=b.tolist(), skill=skill.tolist(),
                           per_dim_nrmse=err.tolist(), windows=min(used), context=C)
+
+
+Z90 = 1.6449  # half-width of a central 90% Gaussian band, in standard deviations
+
+
+def accuracy_section(ctx) -> dict:
+    """The scorecard's accuracy section: error and skill vs horizon, and calibration where the model has uncertainty."""
+    from wmkit.eval.scorecard import Skip, guarded
+
+    try:
+        acc = evaluate_accuracy(ctx.model, ctx.dataset, windows=ctx.suite.windows, context=ctx.context, std=ctx.std)
+    except WmkitError as e:
+        raise Skip(f"too little held-out data: {e}") from None
+    return {"by_k": acc.to_json(), "windows": acc.windows, "context": acc.context,
+            "calibration": guarded(calibration, ctx)}
+
+
+@torch.no_grad()
+def calibration(ctx, horizons=(1, 10)) -> dict:
+    """Share of true states inside the model's predicted 90% band (mean +- 1.645 obs_std); ideal 0.9."""
+    from wmkit.eval.scorecard import Skip
+
+    m, C = ctx.model, ctx.context
+    if "uncertainty" not in m.spec.predicts:
+        raise Skip(f"the {m.family!r} model predicts no uncertainty (obs_std), so there is no band to check")
+    rows = []
+    for k in horizons:
+        win = ctx.windows(k)
+        batch = win.take(ctx.suite.windows).to(m.device)
+        pred, truth = open_loop(m, win, batch, C)
+        if pred.obs_std is None:
+            raise Skip(f"the {m.family!r} model returned no obs_std")
+        inside = ((pred.obs[:, -1] - truth[:, -1]).abs() <= Z90 * pred.obs_std[:, -1]).float()
+        rows.append({"k": k, "coverage_90": float(inside.mean()), "ideal": 0.9,
+                     "mean_band_over_spread": float((2 * Z90 * pred.obs_std[:, -1] / ctx.std).mean())})
+    return {"by_k": rows}
 
 
 def _nrmse_per_dim(pred, truth, std):
