@@ -244,3 +244,33 @@ def test_tabletop_set_state_restores_event_memory():
     env.set_state(env.state_from_obs(np.r_[0.0, 0.0, 0.24, 0.0, 0.47, 1, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0]))
     events = [e for _ in range(10) for e in env.step(np.zeros(2))[4]["annotations"]["events"]]
     assert "cup_leaves_table" in events
+
+
+def test_batched_simulation_is_exactly_stepping():
+    """simulate_batch (MuJoCo's threaded rollout) gives what step gives, bit for bit, falls included."""
+    from wmkit.data.policies import make_policy
+
+    env = wmkit.make("Tabletop-v0")
+    rng = np.random.default_rng(0)
+    falls = 0
+    for ep in range(12):
+        env.reset(seed=ep, options={"physics": "train"})
+        policy = make_policy("noise", env.action_space, rng)
+        policy.reset()
+        for _ in range(int(rng.integers(0, 40))):
+            env.step(policy(None).astype(np.float32))
+        start = env.get_state()
+        actions = np.stack([[policy(None) for _ in range(40)] for _ in range(3)]).astype(np.float32)
+        out = env.simulate_batch(np.tile(start, (3, 1)), actions)
+        for i in range(3):
+            env.set_state(start)
+            for t in range(40):
+                obs, reward, terminated, _, _ = env.step(actions[i, t])
+                assert np.array_equal(obs, out["obs"][i, t]) and reward == out["reward"][i, t]
+                assert terminated == out["terminated"][i, t]
+                falls += terminated
+    assert falls > 0  # the cup-on-floor sensor was exercised
+    with pytest.raises(wmkit.WmkitError, match="states have shape"):
+        env.simulate_batch(np.zeros((2, 3)), actions[:2])
+    with pytest.raises(wmkit.WmkitError, match="does not support batched"):
+        wmkit.make("InvertedPendulum-v5").simulate_batch(np.zeros((1, 2)), np.zeros((1, 1, 1)))
