@@ -145,3 +145,24 @@ def test_a_model_of_another_world_is_refused(tabletop_data):
         evaluate(reference_model("copy-last", "Tabletop-v0"), tabletop_data, "huge")
     with pytest.raises(wmkit.WmkitError, match="unknown scorecard section"):
         evaluate(reference_model("copy-last", "Tabletop-v0"), tabletop_data, TINY, sections=["vibes"])
+
+
+def test_memory_probe_fails_a_memoryless_model_and_passes_the_oracle(tmp_path, cards):
+    from wmkit.data.collect import collect
+    from wmkit.eval.persistence import memory
+    from wmkit.eval.scorecard import EvalContext
+    from wmkit.train import TrainConfig, train
+
+    collect("Tabletop-Memory-v0", 20, tmp_path / "data", seed=0, progress=False)
+    train(tmp_path / "data", tmp_path / "run", "ensemble", TrainConfig(steps=300, batch_size=64, log_every=100),
+          model_config={"members": 3, "hidden": 64}, progress=False)
+    ds = wmkit.load_dataset(tmp_path / "data")
+    recall = {}
+    for name in (tmp_path / "run", "oracle"):
+        rows = memory(EvalContext(load_model(name, world=ds.world), ds, TINY))["by_span"]
+        recall[str(name)] = {r["blind_span"]: r.get("recall") for r in rows if "recall" in r}
+    memoryless, oracle = recall[str(tmp_path / "run")], recall["oracle"]
+    assert set(memoryless) >= {16, 64} and all(v < 0.05 for v in memoryless.values()), memoryless
+    assert all(abs(v - 1) < 1e-3 for v in oracle.values()), oracle
+    # a world with no cue to remember says so instead of scoring
+    assert "no early cue" in cards["ensemble"]["persistence"]["memory"]["skipped"]

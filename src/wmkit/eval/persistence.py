@@ -9,6 +9,13 @@ would have ended. Reported:
 - first_over_threshold: the first step whose error passes THRESHOLD (half a standard deviation of
   the data), or null if it never does within the horizon; steps_within_threshold: the steps before
   it (the whole horizon if never);
+- memory probe (worlds that define a memory cue, e.g. Tabletop-Memory-v0, where which target spot
+  counts is shown only in the first 4 observations): the model observes an episode from its start,
+  cue included, through a blind span of N = 16, 64, 256 more steps, then imagines 10 steps. The
+  same again with the cue flipped (and, for the truth and the oracle, the hidden property flipped).
+  recall(N) = mean |r^ - r^_flipped| / mean |r - r_flipped| over those 10 predicted rewards: 1 when
+  the model remembers the cue exactly as it matters, 0 when it has forgotten it (a memoryless
+  model always scores 0). Passes at >= MEMORY_PASS.
 - distribution distance vs step: per-dimension 1-Wasserstein distance between the set of imagined
   states and the set of true states at that step, over the spread, averaged over dimensions. On a
   chaotic world the pointwise error saturates whatever the model does; this distance still tells a
@@ -28,8 +35,13 @@ THRESHOLD = 0.5
 CHECKPOINTS = (1, 10, 50, 100, 250, 500, 1000)
 
 
+BLIND_SPANS = (16, 64, 256)
+PROBE_K = 10
+MEMORY_PASS = 0.5
+
+
 def section(ctx) -> dict:
-    return {"drift": guarded(drift, ctx)}
+    return {"drift": guarded(drift, ctx), "memory": guarded(memory, ctx)}
 
 
 @torch.no_grad()
@@ -76,3 +88,58 @@ def _wasserstein(a: torch.Tensor, b: torch.Tensor, std: torch.Tensor) -> float:
     b, _ = torch.sort(b, dim=0)
     d = ((a - b).abs().mean(0) / std).mean()
     return float(torch.nan_to_num(d, nan=float("inf")))
+
+
+@torch.no_grad()
+def memory(ctx) -> dict:
+    m, world = ctx.model, ctx.world
+    cue = getattr(world, "memory_cue", None)
+    if cue is None:
+        raise Skip(f"{m.spec.world} shows no early cue to remember; score a model trained on Tabletop-Memory-v0 "
+                   f"(`wmkit collect --world Tabletop-Memory-v0`) for the memory probe")
+    if "reward" not in m.spec.predicts:
+        raise Skip(f"the memory probe reads predicted rewards, and the {m.family!r} model predicts none")
+    episodes = ctx.dataset.split("val") or ctx.dataset.episodes
+    rows = []
+    for n in BLIND_SPANS:
+        T = cue["steps"] + n  # the last observed step
+        long = [e for e in episodes if len(e) >= T + PROBE_K and e.sim_state is not None][: ctx.suite.windows]
+        if len(long) < 2:
+            rows.append({"blind_span": n, "skipped": f"fewer than 2 held-out episodes last {T + PROBE_K} steps"})
+            continue
+        obs = torch.from_numpy(np.stack([e.obs[: T + 1] for e in long]))
+        acts = torch.from_numpy(np.stack([e.actions[: T + PROBE_K] for e in long]))
+        sims = np.stack([e.sim_state[T] for e in long])
+        physics = [dict(e.physics) for e in long]
+        flipped_obs = obs.clone()
+        flipped_obs[:, : cue["steps"], cue["dim"]] *= -1
+        flipped = [{**p, cue["param"]: -p[cue["param"]]} for p in physics]
+        dev = m.device
+
+        def imagine(o, phys):
+            state = m.observe(o.to(dev), acts[:, :T].to(dev), physics=phys, sim_state=torch.from_numpy(sims))
+            return m.rollout(state, acts[:, T:].to(dev)).reward.float().cpu()
+
+        r_hat, r_hat_flip = imagine(obs, physics), imagine(flipped_obs, flipped)
+        r = _true_rewards(world, sims, physics, acts[:, T:].numpy())
+        r_flip = _true_rewards(world, sims, flipped, acts[:, T:].numpy())
+        truth_gap = float(np.abs(r - r_flip).mean())
+        recall = float((r_hat - r_hat_flip).abs().mean()) / max(truth_gap, 1e-9)
+        rows.append({"blind_span": n, "recall": recall, "passed": recall >= MEMORY_PASS, "episodes": len(long)})
+    if all("skipped" in r for r in rows):
+        raise Skip(f"no held-out episode is long enough for the shortest blind span ({rows[0]['skipped']})")
+    return {"by_span": rows, "k": PROBE_K, "pass_at": MEMORY_PASS}
+
+
+def _true_rewards(world, sims, physics, actions) -> np.ndarray:
+    """[N, H] rewards of the true simulator from exact states, each row with its own physics."""
+    out = np.empty(actions.shape[:2])
+    for i in range(len(sims)):
+        world.set_physics(physics[i])
+        if getattr(world, "batch_simulation", False):
+            out[i] = world.simulate_batch(sims[i:i + 1], actions[i:i + 1])["reward"][0]
+            continue
+        world.set_state(sims[i])
+        for t in range(actions.shape[1]):
+            _, out[i, t], *_ = world.step(actions[i, t].astype(world.action_space.dtype))
+    return out

@@ -32,6 +32,9 @@ HEADLINES = [
     ("persistence", ("drift", "nrmse_at", "100"), "error at step 100", "{:.3f}", "lower"),
     ("persistence", ("drift", "distribution_distance_at", "100"), "distribution distance at step 100", "{:.3f}",
      "lower"),
+    ("persistence", ("memory", "by_span", 0, "recall"), "memory recall, blind span 16 (ideal 1)", "{:.3f}", "higher"),
+    ("persistence", ("memory", "by_span", 1, "recall"), "memory recall, blind span 64", "{:.3f}", "higher"),
+    ("persistence", ("memory", "by_span", 2, "recall"), "memory recall, blind span 256", "{:.3f}", "higher"),
     ("realtime", ("latency", "p50_ms"), "batch-1 step p50 (ms)", "{:.3f}", "lower"),
     ("realtime", ("latency", "p99_ms"), "batch-1 step p99 (ms)", "{:.3f}", "lower"),
     ("realtime", ("throughput", "steps_per_s"), "imagined steps/s at batch 1,024", "{:,.0f}", "higher"),
@@ -51,8 +54,9 @@ MEANING = {
     "controllability": "Actions must matter, by the right amount: imagining under someone else's actions should "
                        "cost accuracy (delta dB), and imagined differences between two action sequences should "
                        "match the true ones (sensitivity 1).",
-    "persistence": "How long imagination stays near the truth, and whether its states stay plausible (a small "
-                   "distribution distance) long after pointwise error has saturated.",
+    "persistence": "How long imagination stays near the truth, whether its states stay plausible (a small "
+                   "distribution distance) long after pointwise error has saturated, and whether it remembers "
+                   "an early detail that decides a late outcome (memory recall, on worlds with a cue).",
     "realtime": "Time to answer one action, against the latency budgets of VR (20 ms), games (100 ms) and the "
                 "world's own control period, and how much it can imagine per second in a batch.",
     "physics": "Error on physics never seen in training, over error on the physics it was trained on: "

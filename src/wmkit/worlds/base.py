@@ -199,7 +199,7 @@ class MujocoWorld(World):
         per_step = sensors.reshape(N, H, fs, -1)
         nq, nv = m.nq, m.nv
         qpos, qvel = ends[..., 1:1 + nq], ends[..., 1 + nq:1 + nq + nv]  # FULLPHYSICS: time, qpos, qvel, ...
-        obs = self._observe_batch(qpos, qvel)
+        obs = self._observe_batch(qpos, qvel, ends[..., 0])
         reward, terminated = self._task_batch(qpos, qvel, per_step)
         return {"obs": obs, "reward": reward, "terminated": terminated}
 
@@ -207,8 +207,8 @@ class MujocoWorld(World):
         """Controls [N, H, nu] for actions [N, H, A] (identity where the action is the control)."""
         return actions
 
-    def _observe_batch(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-        """Observations [N, H, D] from positions and velocities [N, H, nq|nv]."""
+    def _observe_batch(self, qpos: np.ndarray, qvel: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Observations [N, H, D] from positions and velocities [N, H, nq|nv] and simulation time [N, H]."""
         raise NotImplementedError
 
     def _task_batch(self, qpos: np.ndarray, qvel: np.ndarray, sensors: np.ndarray):

@@ -29,6 +29,8 @@ REGISTRY: dict[str, WorldEntry] = {
     for e in (
         WorldEntry("Tabletop-v0", "wmkit.worlds.tabletop:Tabletop",
                    "a cup pushed across a table by a 2-D force; past the edge it falls (default world)"),
+        WorldEntry("Tabletop-Memory-v0", "wmkit.worlds.tabletop:TabletopMemory",
+                   "Tabletop whose target spot is shown only in the first 4 steps (the memory probe's world)"),
         WorldEntry("InvertedPendulum-v5", f"{_GYM}:InvertedPendulum", "Gymnasium MuJoCo: balance a pole on a cart"),
         WorldEntry("Reacher-v5", f"{_GYM}:Reacher", "Gymnasium MuJoCo: a 2-link arm reaches a target"),
         WorldEntry("HalfCheetah-v5", f"{_GYM}:HalfCheetah", "Gymnasium MuJoCo: a planar cheetah runs"),

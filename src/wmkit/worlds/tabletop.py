@@ -80,6 +80,7 @@ class Tabletop(MujocoWorld):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._left_table = False
         self._hit_floor = False
+        self._target = TARGET_XY
 
     def _apply_physics(self, v):
         m, cup = self.model, self._cup_body
@@ -129,19 +130,19 @@ class Tabletop(MujocoWorld):
     def _observe(self):
         return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float64)
 
-    def _observe_batch(self, qpos, qvel):
+    def _observe_batch(self, qpos, qvel, time):
         return np.concatenate([qpos, qvel], axis=-1)
 
     def _task(self):
-        reward, dropped = _reward(self.data.qpos, np.asarray(self._hit_floor))
+        reward, dropped = _reward(self.data.qpos, np.asarray(self._hit_floor), self._target)
         return float(reward), bool(dropped)
 
     def _task_batch(self, qpos, qvel, sensors):
-        return _reward(qpos, np.any(sensors[..., 0] > 0, axis=-1))  # sensor 0: the cup touches the floor
+        return _reward(qpos, np.any(sensors[..., 0] > 0, axis=-1), self._target)  # sensor 0: cup touches floor
 
     def success(self) -> bool:
         """The task is done: the cup is on the table, within SUCCESS_RADIUS of the target spot."""
-        dist = float(np.linalg.norm(self.data.qpos[2:4] - TARGET_XY))
+        dist = float(np.linalg.norm(self.data.qpos[2:4] - self._target))
         return bool(dist <= SUCCESS_RADIUS and not self._left_table and not self._hit_floor)
 
     def state_from_obs(self, obs):
@@ -159,8 +160,68 @@ class Tabletop(MujocoWorld):
         self._hit_floor = False
 
 
-def _reward(qpos: np.ndarray, dropped: np.ndarray):
+def _reward(qpos: np.ndarray, dropped: np.ndarray, target: np.ndarray = TARGET_XY):
     """(reward, terminated) for positions [..., 9] and whether the cup hit the floor [...]."""
-    dist = np.linalg.norm(qpos[..., 2:4] - TARGET_XY, axis=-1)
+    dist = np.linalg.norm(qpos[..., 2:4] - target, axis=-1)
     reach = np.linalg.norm(qpos[..., :2] - qpos[..., 2:4], axis=-1)
     return -dist - REACH_WEIGHT * reach - DROP_PENALTY * dropped, dropped
+
+
+class TabletopMemory(Tabletop):
+    """Tabletop-Memory-v0: which of two spots is the target is shown only in the first steps.
+
+    The target is (0.12, 0.12) or its mirror (-0.12, -0.12), drawn at random each episode unless
+    `physics={"target_side": +1 or -1}` fixes it. Observation (18): Tabletop's 17, then a cue equal
+    to the side (+1 or -1) for the first CUE_STEPS observations and 0 from then on. The dynamics do
+    not depend on the side, only the reward does: to predict the reward late in an episode a model
+    must remember a detail it saw at the start. This is the world of the scorecard's memory probe.
+    Episodes last up to 300 steps (the probe's longest blind span is 256).
+    """
+
+    world_id = "Tabletop-Memory-v0"
+    default_max_steps = 300
+    CUE_STEPS = 4
+    memory_cue = {"param": "target_side", "dim": 17, "steps": CUE_STEPS}
+    episode_params = ("target_side",)  # drawn at each reset unless given, so physics=None does not fix it
+    physics_space = PhysicsSpace(
+        params=(*_PHYSICS.params,
+                PhysicsParam("target_side", 1.0, -1.0, 1.0, "which target spot counts: +1 (0.12, 0.12), -1 its mirror;"
+                             " drawn at random each episode unless given")),
+        splits=_PHYSICS.splits,
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(18,), dtype=np.float64)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed, options=options)
+        request = (options or {}).get("physics", self.physics_request)
+        if not (isinstance(request, dict) and "target_side" in request):
+            self.physics["target_side"] = float(self.np_random.choice([-1.0, 1.0]))
+            self._apply_physics(self.physics)
+        return self._observe(), self._info(events=())
+
+    def _apply_physics(self, v):
+        super()._apply_physics(v)
+        self._target = TARGET_XY * (1.0 if v["target_side"] >= 0 else -1.0)
+
+    def _cue(self, time):
+        side = 1.0 if self.physics["target_side"] >= 0 else -1.0
+        return np.where(time < (self.CUE_STEPS - 0.5) * self.dt, side, 0.0)
+
+    def _observe(self):
+        return np.concatenate([super()._observe(), [self._cue(self.data.time)]])
+
+    def _observe_batch(self, qpos, qvel, time):
+        return np.concatenate([qpos, qvel, self._cue(time)[..., None]], axis=-1)
+
+    def state_from_obs(self, obs):
+        """The cue tells only whether the episode is in its first CUE_STEPS steps: time is set to match."""
+        obs = np.asarray(obs, dtype=np.float64)
+        super().state_from_obs(obs[:17])
+        if obs[17] != 0:
+            self.set_physics({**self.physics, "target_side": float(np.sign(obs[17]))})
+        self.data.time = 0.0 if obs[17] != 0 else self.CUE_STEPS * self.dt
+        mujoco.mj_forward(self.model, self.data)
+        return self.get_state()
