@@ -107,23 +107,23 @@ def test_a_future_reading_model_fails_the_leak_test(tabletop_data, cards):
 
 
 def test_one_physics_model_extrapolates_worse_than_a_wide_one(tmp_path):
-    """Trained on one range of pendulum mass and length vs on that range and the held-out ones too."""
+    """Pendulum trained on one mass and length vs on the training ranges and the held-out ones too."""
     from wmkit.data.collect import collect
     from wmkit.eval.physics_gen import section
     from wmkit.eval.scorecard import EvalContext
     from wmkit.train import TrainConfig, train
 
-    narrow, wide = tmp_path / "narrow", tmp_path / "wide"
-    for out in (narrow, wide):
-        collect("Pendulum-v1", 12, out, physics="train", seed=0, max_steps=60, progress=False)
+    one, wide = tmp_path / "one", tmp_path / "wide"
+    collect("Pendulum-v1", 12, one, seed=0, max_steps=60, progress=False)  # default physics only
+    collect("Pendulum-v1", 12, wide, physics="train", seed=0, max_steps=60, progress=False)
     collect("Pendulum-v1", 12, wide, physics="ood", seed=1, max_steps=60, progress=False)
-    errors = {}
-    for out in (narrow, wide):
+    ratio = {}
+    for out in (one, wide):
         train(out, out / "run", "ensemble", TrainConfig(steps=600, batch_size=64, log_every=300),
               model_config={"members": 3, "hidden": 64}, progress=False)
         ctx = EvalContext(load_model(out / "run"), wmkit.load_dataset(out), dataclasses.replace(TINY, physics_episodes=6))
-        errors[out.name] = section(ctx)["splits"]["ood"]["nrmse"]
-    assert errors["narrow"] > 1.3 * errors["wide"], errors
+        ratio[out.name] = section(ctx)["splits"]["ood"]["ratio"]
+    assert ratio["one"] > 2.0 and ratio["one"] > 2 * ratio["wide"], ratio
 
 
 def test_too_little_data_skips_metrics_with_reasons(tmp_path, tabletop_run):

@@ -1,11 +1,12 @@
 """Physics generalization: error on physics the model never saw, over error on the physics it did.
 
-In-distribution error is the model's open-loop normalised RMSE at k = 10 on its own held-out
-episodes. For every held-out physics split the world defines (every split whose name does not end in
-`train`: `ood` holds ranges outside the training ones, as CaDM does; `combo_test` holds the two
-corners of mass x friction that `combo_train` leaves out), the scorecard collects
-`suite.physics_episodes` fresh episodes in the true simulator, with the same policy, and scores the
-model on them on the same scale. The ratio OOD / ID is 1 for a model whose physics transfers; the
+Both sides are fresh episodes from the true simulator, collected the same way as the model's
+training data (same policy, same episode length), so that only the physics differs. In
+distribution: `suite.physics_episodes` episodes, each with the physics of one training episode.
+Held out: as many for every held-out split the world defines (every split whose name does not end
+in `train`: `ood` holds ranges outside the training ones, as CaDM does; `combo_test` holds the two
+corners of mass x friction that `combo_train` leaves out). Error: open-loop normalised RMSE at
+k = 10, on the scale of the model's dataset. The ratio OOD / ID is 1 for a model whose physics transfers; the
 larger, the worse it extrapolates. (A split is only out of distribution for a model trained on the
 matching `train` split: `wmkit collect --split train`, or `combo_train`.)
 """
@@ -21,35 +22,54 @@ RATIO_FLOOR = 1e-6
 
 
 def section(ctx) -> dict:
-    from wmkit.data import load_dataset
     from wmkit.data.collect import collect
-    from wmkit.eval.accuracy import evaluate_accuracy
 
     world = ctx.world
     held_out = [name for name in world.physics_space.splits if not name.endswith("train")]
     if not held_out:
         raise Skip(f"{ctx.model.spec.world} defines no held-out physics splits")
-    kw = dict(horizons=[K], windows=ctx.suite.windows, context=ctx.context, std=ctx.std)
-    try:
-        id_err = evaluate_accuracy(ctx.model, ctx.dataset, split="val", **kw).nrmse[0]
-    except Exception as e:  # noqa: BLE001 - any shortage of held-out data is a skip, with its reason
-        raise Skip(f"no in-distribution baseline at k={K}: {e}") from None
-    policies = sorted({e.policy for e in ctx.dataset.episodes})
+    train_eps = ctx.dataset.split("train") or ctx.dataset.episodes
+    policies = sorted({e.policy for e in train_eps})
     policy = "noise" if "noise" in policies else policies[0]
+    max_steps = max(len(e) for e in train_eps)  # fresh episodes as long as the training ones
+    n = ctx.suite.physics_episodes
+
+    def score(physics: str | list[dict]):
+        """Error on n fresh episodes: of a split (a name), or one per given set of physics values."""
+        with tempfile.TemporaryDirectory(prefix="wmkit-physics-") as tmp:
+            kw = dict(policy=policy, seed=ctx.seed + 7, max_steps=max_steps, progress=False)
+            if isinstance(physics, str):
+                collect(ctx.model.spec.world, n, tmp, physics=physics, **kw)
+            else:
+                for values in physics:  # appending: episode i is still seeded from (seed, i)
+                    collect(ctx.model.spec.world, 1, tmp, physics=values, **kw)
+            return _nrmse_at_k(ctx, tmp)
+
+    # in distribution: fresh episodes, each with the physics of a training episode, so that only
+    # the physics differs between this baseline and the held-out splits
+    id_err = score([dict(train_eps[i * len(train_eps) // n].physics) for i in range(n)])
+    if id_err is None:
+        raise Skip(f"fresh episodes of {max_steps} steps are too short for k={K}")
     splits = {}
     for name in held_out:
-        with tempfile.TemporaryDirectory(prefix=f"wmkit-physics-{name}-") as tmp:
-            collect(ctx.model.spec.world, ctx.suite.physics_episodes, tmp, policy=policy, seed=ctx.seed + 7,
-                    physics=name, progress=False)
-            data = load_dataset(tmp)
-            try:
-                acc = evaluate_accuracy(ctx.model, data, split="all", **kw)
-            except Exception as e:  # noqa: BLE001
-                splits[name] = {"skipped": f"episodes of split {name!r} too short for k={K}: {e}"}
-                continue
-        err = acc.nrmse[0]
+        err = score(name)
+        if err is None:
+            splits[name] = {"skipped": f"episodes of split {name!r} too short for k={K}"}
+            continue
         # (the floor keeps an exact model's ratio at 1, not 0/0)
-        splits[name] = {"nrmse": err, "ratio": (err + RATIO_FLOOR) / (id_err + RATIO_FLOOR),
-                        "episodes": ctx.suite.physics_episodes,
+        splits[name] = {"nrmse": err, "ratio": (err + RATIO_FLOOR) / (id_err + RATIO_FLOOR), "episodes": n,
                         "ranges": {p["name"]: p[name] for p in world.physics_space.describe() if name in p}}
-    return {"k": K, "id_nrmse": id_err, "policy": policy, "splits": splits}
+    return {"k": K, "id_nrmse": id_err, "policy": policy, "max_steps": max_steps, "splits": splits}
+
+
+def _nrmse_at_k(ctx, folder) -> float | None:
+    from wmkit.data import load_dataset
+    from wmkit.eval.accuracy import evaluate_accuracy
+
+    try:
+        acc = evaluate_accuracy(ctx.model, load_dataset(folder), horizons=[K], split="all", windows=ctx.suite.windows,
+                                context=ctx.context, std=ctx.std)
+    except Exception:  # noqa: BLE001 - too-short episodes: the caller records a skip
+        return None
+    return acc.nrmse[0]
+
