@@ -71,6 +71,7 @@ def test_oracle_scores_best_everywhere(cards):
     assert all(r["skill"] > 0.999 for r in o["accuracy"]["by_k"])
     assert o["causality"]["leak"]["passed"]
     assert o["causality"]["interventional"]["r2"] > 0.999 > e["causality"]["interventional"]["r2"]
+    assert o["causality"]["pushes"]["r2"] > 0.999 > e["causality"]["pushes"]["r2"]
     assert abs(o["controllability"]["sensitivity"]["median_ratio"] - 1) < 1e-3
     assert o["controllability"]["action_recovery"]["ratio"] > 0.99
     assert o["persistence"]["drift"]["nrmse_at"]["50"] < 1e-4 < e["persistence"]["drift"]["nrmse_at"]["50"]

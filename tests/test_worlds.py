@@ -274,3 +274,19 @@ def test_batched_simulation_is_exactly_stepping():
         env.simulate_batch(np.zeros((2, 3)), actions[:2])
     with pytest.raises(wmkit.WmkitError, match="does not support batched"):
         wmkit.make("InvertedPendulum-v5").simulate_batch(np.zeros((1, 2)), np.zeros((1, 1, 1)))
+
+
+def test_a_push_moves_the_cup_and_bad_pushes_are_refused():
+    env = wmkit.make("Tabletop-v0")
+    env.reset(seed=0)
+    start = env.get_state()
+    still = np.zeros(2, dtype=np.float32)
+    calm = env.step(still)[0]
+    env.set_state(start)
+    pushed = env.step_with_push(still, "cup", [env.push_force, 0.0, 0.0])[0]
+    assert pushed[11] > calm[11] + 0.2  # the cup's x velocity
+    assert np.all(env.data.xfrc_applied == 0)  # the force lasts one step
+    with pytest.raises(WmkitError, match="cannot push 'table'"):
+        env.step_with_push(still, "table", [1.0, 0, 0])
+    with pytest.raises(WmkitError, match="3 finite numbers"):
+        env.step_with_push(still, "cup", [np.nan, 0, 0])

@@ -7,6 +7,10 @@
   one minus under the other, in units of each dimension's spread) predicted vs true: R^2, and the
   share of (pair, dimension) entries whose true difference is clear (> 0.05) that the model orders
   the same way (the sign of the difference).
+- pushes (worlds with `push_bodies`; Tabletop: the cup): the logged actions from one exact state,
+  once as logged and once with the cup knocked sideways (3 N for one step) halfway through. The model
+  is shown the true state right after the push in each branch and imagines on; R^2 and order
+  agreement of the predicted vs true outcome differences, as above.
 - exposure gap: open-loop error at k = 25 over teacher-forced error at the same step (the model
   given the true state one step before). 1 means errors do not compound; copy-last and a model that
   drifts score far above 1.
@@ -25,7 +29,7 @@ EXPOSURE_K = 25
 
 def section(ctx) -> dict:
     return {"leak": guarded(leak, ctx), "interventional": guarded(interventional, ctx),
-            "exposure_gap": guarded(exposure_gap, ctx)}
+            "pushes": guarded(pushes, ctx), "exposure_gap": guarded(exposure_gap, ctx)}
 
 
 @torch.no_grad()
@@ -74,6 +78,23 @@ def interventional(ctx) -> dict:
     S, K, H, _ = iv.true.shape
     return {"r2": 1.0 - ss_res / ss_tot, "order_agreement": order, "starts": S, "sequences": K, "horizon": H,
             "pairs": S * K * (K - 1) // 2}
+
+
+@torch.no_grad()
+def pushes(ctx) -> dict:
+    from wmkit.eval.interventions import run_pushes
+
+    p = run_pushes(ctx)
+    d_true = ((p.true[:, 1] - p.true[:, 0]) / ctx.std).flatten()
+    d_pred = ((p.pred[:, 1] - p.pred[:, 0]) / ctx.std).flatten()
+    ss_tot = float(((d_true - d_true.mean()) ** 2).sum())
+    if ss_tot < 1e-12:
+        raise Skip("the pushes did not change the true outcome; nothing to compare")
+    clear = d_true.abs() > 0.05
+    order = float((torch.sign(d_pred[clear]) == torch.sign(d_true[clear])).float().mean()) if clear.any() else None
+    return {"r2": 1.0 - float(((d_pred - d_true) ** 2).sum()) / ss_tot, "order_agreement": order,
+            "starts": int(p.true.shape[0]), "body": p.body, "force_n": p.force, "push_step": p.push_step,
+            "horizon": p.horizon}
 
 
 @torch.no_grad()

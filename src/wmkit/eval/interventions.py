@@ -87,3 +87,60 @@ def pair_differences(x: torch.Tensor) -> torch.Tensor:
     K = x.shape[1]
     i, j = torch.triu_indices(K, K, offset=1)
     return x[:, i] - x[:, j]
+
+
+@dataclass
+class Pushes:
+    true: torch.Tensor  # [S, 2, D]: the outcome without and with the push
+    pred: torch.Tensor  # [S, 2, D]
+    body: str
+    force: float
+    push_step: int
+    horizon: int
+
+
+def run_pushes(ctx) -> Pushes:
+    """Mid-rollout pushes: the same logged actions from one exact state, once as logged and once with the
+    world's pushable body knocked sideways during step m = H // 2 (a MuJoCo applied force). The model is
+    shown the true state right after step m in each branch (an intervention on its state, through
+    `observe`) and imagines on to H."""
+    from wmkit.eval.scorecard import Skip
+
+    world, s, m_ = ctx.world, ctx.suite, ctx.model
+    bodies = getattr(world, "push_bodies", ())
+    if not bodies:
+        raise Skip(f"{m_.spec.world} defines no body to push (MujocoWorld.push_bodies)")
+    H, C = s.intervention_horizon, ctx.context
+    mid = H // 2
+    win = ctx.windows(H)
+    batch = win.take(s.starts)
+    if batch.sim_state is None:
+        raise Skip(f"{ctx.dataset.root} stores no simulator states; collect it again with `wmkit collect`")
+    S, D = len(batch), m_.spec.obs_dim
+    physics = win.physics_of(batch)
+    angle = torch.rand(S, generator=ctx.generator(61)).double().numpy() * 2 * np.pi
+    forces = np.stack([np.cos(angle), np.sin(angle), np.zeros(S)], axis=1) * world.push_force
+    true = np.empty((S, 2, H, D), dtype=np.float32)
+    after = np.empty((S, 2, batch.sim_state.shape[-1]))  # exact state right after step `mid`
+    acts = batch.actions[:, C:].numpy().astype(world.action_space.dtype)
+    for i in range(S):
+        world.set_physics(physics[i])
+        for branch in (0, 1):
+            world.set_state(batch.sim_state[i, C].numpy())
+            for t in range(H):
+                if branch and t == mid:
+                    obs, *_ = world.step_with_push(acts[i, t], bodies[0], forces[i])
+                else:
+                    obs, *_ = world.step(acts[i, t])
+                true[i, branch, t] = obs
+                if t == mid:
+                    after[i, branch] = world.get_state()
+    dev = m_.device
+    pred = []
+    for branch in (0, 1):
+        seen = torch.cat([batch.obs[:, : C + 1], torch.from_numpy(true[:, branch, : mid + 1])], dim=1)
+        state = m_.observe(seen.to(dev), batch.actions[:, : C + mid + 1].to(dev), physics=physics,
+                           sim_state=torch.from_numpy(after[:, branch]))
+        pred.append(m_.rollout(state, batch.actions[:, C + mid + 1:].to(dev)).obs[:, -1])
+    return Pushes(true=torch.from_numpy(true[:, :, -1]).to(dev), pred=torch.stack(pred, dim=1), body=bodies[0],
+                  force=float(world.push_force), push_step=mid + 1, horizon=H)

@@ -23,6 +23,7 @@ HEADLINES = [
     ("causality", ("leak", "max_abs_diff"), "leak: max change before t", "{:.2e}", "lower"),
     ("causality", ("interventional", "r2"), "interventional R^2", "{:.3f}", "higher"),
     ("causality", ("interventional", "order_agreement"), "outcome pairs ordered right", "{:.3f}", "higher"),
+    ("causality", ("pushes", "r2"), "mid-rollout pushes R^2", "{:.3f}", "higher"),
     ("causality", ("exposure_gap", "ratio"), "exposure gap at k=25 (open / teacher-forced)", "{:.2f}", "1"),
     ("controllability", ("delta_db", "by_k", 0, "delta_db"), "delta dB at k=4", "{:.1f}", "higher"),
     ("controllability", ("delta_db", "by_k", 1, "delta_db"), "delta dB at k=16", "{:.1f}", "higher"),

@@ -144,6 +144,8 @@ class MujocoWorld(World):
     frame_skip: int = 1
     annotated_bodies: tuple[str, ...] = ()  # bodies whose position and velocity go in annotations
     batch_simulation: bool = False
+    push_bodies: tuple[str, ...] = ()  # bodies an external push may act on (`step_with_push`), e.g. ("cup",)
+    push_force: float = 0.0  # newtons: a push strong enough to change what happens, not to fling things away
     """True where the world implements `_observe_batch` and `_task_batch`, so `simulate_batch` can run
     many copies of it at once in MuJoCo's threaded C rollout, exactly as `step` would"""
 
@@ -162,6 +164,22 @@ class MujocoWorld(World):
         self._state_size = mujoco.mj_stateSize(model, self._state_spec)
         self._renderers: dict[int, mujoco.Renderer] = {}
         self._body_ids = {n: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.annotated_bodies}
+
+    # -- interventions from outside: a push
+    def step_with_push(self, action, body: str, force) -> tuple:
+        """`step(action)` with an external force [fx, fy, fz] (newtons, world frame) on `body` for that step."""
+        if body not in self.push_bodies:
+            known = ", ".join(self.push_bodies) or "none"
+            raise WmkitError(f"{self.world_id} cannot push {body!r}; bodies that can be pushed: {known}")
+        force = np.asarray(force, dtype=np.float64)
+        if force.shape != (3,) or not np.all(np.isfinite(force)):
+            raise WmkitError(f"push force {force.tolist()} must be 3 finite numbers (newtons, world frame)")
+        i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, body)
+        self.data.xfrc_applied[i, :3] = force
+        try:
+            return self.step(action)
+        finally:
+            self.data.xfrc_applied[i, :3] = 0.0
 
     # -- many copies at once (the oracle's rollouts, planning, exact counterfactuals)
     def simulate_batch(self, states: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:

@@ -62,6 +62,8 @@ class Tabletop(MujocoWorld):
     events = ("pusher_touches_cup", "cup_leaves_table", "cup_hits_floor")
     annotated_bodies = ("pusher", "cup")
     batch_simulation = True
+    push_bodies = ("cup",)
+    push_force = 3.0  # N for one step (0.05 s): a 0.2 kg cup slides a few centimetres (friction holds ~1 N)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
