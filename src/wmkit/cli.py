@@ -294,7 +294,7 @@ def demo(
     typer.echo("")
     _print_accuracy(res["accuracy"])
     typer.echo(f"\nreport: {res['report']}  ({res['seconds']} s)")
-    typer.echo(f"next: wmkit eval {out / 'model'} --data {out / 'data'} --json")
+    typer.echo(f"next: wmkit eval {out / 'model'} --data {out / 'data'} --suite quick   (the five-property scorecard)")
 
 
 def main() -> None:
