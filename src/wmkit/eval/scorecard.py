@@ -51,8 +51,8 @@ class Suite:
 
 SUITES = {
     "quick": Suite("quick", windows=128, starts=12, sequences=6, intervention_horizon=10, drift_horizon=200,
-                   drift_rollouts=16, latency_steps=100, probe_steps=300, physics_episodes=10, plan_episodes=1,
-                   plan_steps=40, plan_samples=32, plan_iterations=2, plan_horizon=10),
+                   drift_rollouts=16, latency_steps=100, probe_steps=300, physics_episodes=10, plan_episodes=2,
+                   plan_steps=50, plan_samples=32, plan_iterations=3, plan_horizon=12),
     "full": Suite("full", windows=512, starts=32, sequences=8, intervention_horizon=10, drift_horizon=1000,
                   drift_rollouts=32, latency_steps=300, probe_steps=800, physics_episodes=30, plan_episodes=3,
                   plan_steps=60, plan_samples=64, plan_iterations=3, plan_horizon=12),
