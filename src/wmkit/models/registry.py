@@ -8,10 +8,11 @@ from wmkit.errors import WmkitError
 
 FAMILIES = {
     "ensemble": "wmkit.models.ensemble:EnsembleModel",
+    "rssm": "wmkit.models.rssm:RSSMModel",
     "oracle": "wmkit.models.baselines:OracleModel",
     "copy-last": "wmkit.models.baselines:CopyLastModel",
 }
-TRAINABLE = ("ensemble",)
+TRAINABLE = ("ensemble", "rssm")
 REFERENCES = ("oracle", "copy-last")  # built from a world, no weights
 
 
