@@ -281,6 +281,61 @@ def compare(
 
 
 @app.command()
+def serve(
+    run: str = typer.Argument(..., help="run or model folder, or a reference (oracle, copy-last) with --world"),
+    host: str = typer.Option("127.0.0.1", help="interface to bind (localhost by default)"),
+    port: int = typer.Option(8765, help="TCP port"),
+    token: Optional[str] = typer.Option(None, help="require this token (Authorization: Bearer ...)"),
+    data: Optional[Path] = typer.Option(None, help="dataset whose spread scales uncertainty and divergence"),
+    world: Optional[str] = typer.Option(None, help="world of a reference model"),
+    max_sessions: int = typer.Option(64, help="sessions open at once"),
+    open_browser: bool = typer.Option(False, "--open", help="open the play page in a browser"),
+):
+    """Serve a model over HTTP and WebSocket: sessions for agents, and the play page at /."""
+    _serve(run, host, port, token, data, world, max_sessions, open_browser)
+
+
+@app.command()
+def play(
+    run: str = typer.Argument(..., help="run or model folder"),
+    port: int = typer.Option(8765, help="TCP port"),
+    data: Optional[Path] = typer.Option(None, help="dataset whose spread scales uncertainty and divergence"),
+    world: Optional[str] = typer.Option(None, help="world of a reference model"),
+):
+    """Serve a model on localhost and open the play page: push with arrows/WASD beside the true twin."""
+    _serve(run, "127.0.0.1", port, None, data, world, 8, True)
+
+
+def _serve(run, host, port, token, data, world, max_sessions, open_browser) -> None:
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from wmkit.interactive.server import SessionLimits, create_app
+    from wmkit.models import load_model
+
+    if not (0 < port < 65536):
+        raise WmkitError(f"--port {port} must be between 1 and 65535")
+    if max_sessions < 1:
+        raise WmkitError(f"--max-sessions {max_sessions} must be at least 1")
+    scale = None
+    if data is not None:
+        from wmkit.data import load_dataset
+
+        ds = load_dataset(data)
+        world = world or ds.world
+        scale = ds.stats("all")["obs_std"].numpy()
+    model = load_model(run, world=world)
+    app_ = create_app(model, scale=scale, token=token, limits=SessionLimits(max_sessions=max_sessions))
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    typer.echo(f"serving {model.family} model of {model.spec.world} at {url} (API docs: http://{host}:{port}/docs)")
+    if open_browser:
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
     episodes: int = typer.Option(600, help="episodes to collect"),

@@ -1,0 +1,5 @@
+"""Interactive worlds: step a world model frame by frame beside its true twin, fork, rewind, intervene."""
+
+from wmkit.interactive.session import Session, StepResult
+
+__all__ = ["Session", "StepResult"]

@@ -1,0 +1,252 @@
+"""`Session`: step a world model interactively, with a true twin, forks, rewinds and interventions.
+
+A session holds one imagined world (the model's state) and, when the model's world can be simulated,
+its **twin**: the true simulator stepped with the same actions, for side-by-side comparison. Every
+step records the imagined observation, the model's reward, termination and uncertainty where it
+predicts them, the twin's observation, their divergence (normalised distance) and the step's latency.
+
+- `fork()` branches a counterfactual: an independent session from the same moment.
+- `rewind(t)` returns to step t (within the last `max_history` steps).
+- `intervene(obs={index: value}, physics={...})` edits the world mid-rollout: it sets observation
+  dimensions (move the cup) in both the imagination and the twin, and physics values in the twin.
+  The model re-observes the edited observation (a model with memory restarts its memory there).
+
+Memory stays bounded however long a session runs: only the last `max_history` steps are kept.
+Everything is deterministic under the seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wmkit.errors import WmkitError
+
+
+@dataclass
+class StepResult:
+    t: int
+    obs: np.ndarray
+    reward: float | None
+    terminated: float | None  # the model's probability that the episode has ended
+    uncertainty: float | None  # mean predicted std over dimensions, in units of the data's spread
+    twin_obs: np.ndarray | None
+    twin_reward: float | None
+    divergence: float | None  # RMS over dimensions of (imagined - twin) / spread
+    latency_ms: float
+
+    def to_json(self) -> dict:
+        f = lambda x: None if x is None else float(x)  # noqa: E731
+        return {"t": self.t, "obs": self.obs.tolist(), "reward": f(self.reward), "terminated": f(self.terminated),
+                "uncertainty": f(self.uncertainty),
+                "twin_obs": None if self.twin_obs is None else self.twin_obs.tolist(),
+                "twin_reward": f(self.twin_reward), "divergence": f(self.divergence), "latency_ms": self.latency_ms}
+
+
+@dataclass
+class _Moment:
+    t: int
+    state: object  # the model's State
+    obs: np.ndarray
+    twin: np.ndarray | None  # the twin's exact simulator state
+    twin_obs: np.ndarray | None
+    twin_physics: dict | None
+
+
+class Session:
+    def __init__(self, model, *, seed: int = 0, physics=None, twin: bool = True, obs=None, scale=None,
+                 max_history: int = 1024):
+        """Start from the world's own reset (seeded), or from an observation `obs` the twin is set to.
+
+        `scale` (per-dimension spread, e.g. `Dataset.stats()["obs_std"]`) sets the units of uncertainty
+        and divergence; by default 1 for every dimension.
+        """
+        from wmkit.worlds import make
+
+        if not isinstance(max_history, int) or max_history < 1:
+            raise WmkitError(f"max_history={max_history!r} must be a positive integer")
+        self.model = model.eval()
+        self.spec = model.spec
+        self.seed = seed
+        self.max_history = max_history
+        D = self.spec.obs_dim
+        self.scale = np.ones(D) if scale is None else np.asarray(scale, dtype=np.float64).clip(1e-6)
+        if self.scale.shape != (D,):
+            raise WmkitError(f"scale has shape {self.scale.shape}; expected ({D},)")
+        self.world = None
+        try:
+            self.world = make(self.spec.world, physics=physics)
+        except WmkitError:
+            if obs is None:
+                raise
+        if self.world is not None:
+            first, _ = self.world.reset(seed=seed)
+            if obs is not None:
+                self.world.state_from_obs(self._check_obs(obs))
+                first = np.asarray(obs, dtype=np.float64)
+            self.has_twin = twin and self._can_restore()
+        else:
+            first, self.has_twin = self._check_obs(obs), False
+        self.t = 0
+        self.obs = np.asarray(first, dtype=np.float64)
+        self._twin_obs = self.obs.copy() if self.has_twin else None
+        self.state = self._observe(self.obs)
+        self.history: deque[_Moment] = deque(maxlen=max_history)
+        self.latencies: deque[float] = deque(maxlen=1000)
+        self._remember()
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _can_restore(self) -> bool:
+        try:
+            self.world.get_state()
+            return True
+        except (WmkitError, NotImplementedError, AttributeError):
+            return False
+
+    def _check_obs(self, obs) -> np.ndarray:
+        o = np.asarray(obs, dtype=np.float64)
+        if o.shape != (self.spec.obs_dim,) or not np.all(np.isfinite(o)):
+            raise WmkitError(f"observation has shape {o.shape} or non-finite values; expected {self.spec.obs_dim} "
+                             f"finite numbers")
+        return o
+
+    def _observe(self, obs: np.ndarray):
+        o = torch.as_tensor(obs, dtype=torch.float32)[None, None]
+        sim = None
+        if self.world is not None and self._can_restore() and self.model.family == "oracle":
+            sim = torch.from_numpy(self.world.get_state())[None]
+        physics = [dict(self.world.physics)] if self.world is not None else None
+        with torch.no_grad():
+            return self.model.observe(o.to(self.model.device), torch.zeros(1, 0, self.spec.action_dim),
+                                      physics=physics, sim_state=sim)
+
+    def _remember(self) -> None:
+        twin = self.world.get_state() if self.has_twin else None
+        self.history.append(_Moment(self.t, self.state.clone(), self.obs.copy(), twin,
+                                    None if self._twin_obs is None else self._twin_obs.copy(),
+                                    dict(self.world.physics) if self.world is not None else None))
+
+    def check_action(self, action) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.spec.action_dim,):
+            raise WmkitError(f"action has shape {a.shape}; {self.spec.world} expects ({self.spec.action_dim},)")
+        if not np.all(np.isfinite(a)):
+            raise WmkitError(f"action {a.tolist()} contains NaN or inf; send finite numbers")
+        return np.clip(a, self.spec.action_low, self.spec.action_high)
+
+    # ---- the verbs of a session ----------------------------------------------------------------
+    def step(self, action) -> StepResult:
+        a = self.check_action(action)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            self.state, pred = self.model.step(self.state, torch.as_tensor(a, dtype=torch.float32)[None]
+                                               .to(self.model.device))
+        latency = (time.perf_counter() - t0) * 1e3
+        self.obs = pred.obs[0].double().cpu().numpy()
+        scalar = lambda x: None if x is None else float(x[0])  # noqa: E731
+        unc = None if pred.obs_std is None else float(np.mean(pred.obs_std[0].double().cpu().numpy() / self.scale))
+        twin_obs = twin_reward = divergence = None
+        if self.has_twin:
+            twin_obs, twin_reward, *_ = self.world.step(a.astype(self.world.action_space.dtype))
+            twin_obs = np.asarray(twin_obs, dtype=np.float64)
+            divergence = float(np.sqrt(np.mean(((self.obs - twin_obs) / self.scale) ** 2)))
+        self._twin_obs = twin_obs
+        self.t += 1
+        self.latencies.append(latency)
+        self._remember()
+        return StepResult(self.t, self.obs.copy(), scalar(pred.reward), scalar(pred.terminated), unc, twin_obs,
+                          twin_reward, divergence, latency)
+
+    def fork(self) -> Session:
+        """An independent session from this moment (a counterfactual branch)."""
+        other = object.__new__(Session)
+        other.__dict__.update(self.__dict__)
+        other.state = self.state.clone()
+        other.obs = self.obs.copy()
+        other.history = deque((m for m in self.history), maxlen=self.max_history)
+        other.latencies = deque(self.latencies, maxlen=1000)
+        if self.world is not None:
+            from wmkit.worlds import make
+
+            other.world = make(self.spec.world, physics=dict(self.world.physics))
+            other.world.reset(seed=self.seed)
+            other.world.set_physics(dict(self.world.physics))
+            if self.has_twin:
+                other.world.set_state(self.world.get_state())
+        return other
+
+    def rewind(self, t: int) -> None:
+        """Go back to step `t` (one of the last `max_history` steps)."""
+        kept = [m.t for m in self.history]
+        if not isinstance(t, int) or isinstance(t, bool) or t not in kept:
+            raise WmkitError(f"cannot rewind to step {t!r}; steps kept: {kept[0]}..{kept[-1]}")
+        while self.history[-1].t != t:
+            self.history.pop()
+        m = self.history[-1]
+        self.t, self.state, self.obs = m.t, m.state.clone(), m.obs.copy()
+        if self.has_twin:
+            self.world.set_physics(m.twin_physics)
+            self.world.set_state(m.twin)
+            self._twin_obs = m.twin_obs
+
+    def intervene(self, obs: dict | None = None, physics: dict | None = None) -> None:
+        """Set observation dimensions {index: value} in the imagination and the twin; physics values in the twin."""
+        if not obs and not physics:
+            raise WmkitError("intervene needs obs={index: value} and/or physics={name: value}")
+        edited = self.obs.copy()
+        for key, value in (obs or {}).items():
+            try:
+                i, v = int(key), float(value)
+            except (TypeError, ValueError):
+                raise WmkitError(f"intervene obs: {key!r}: {value!r} must map a dimension index to a number") from None
+            if not (0 <= i < self.spec.obs_dim) or not np.isfinite(v):
+                raise WmkitError(f"intervene obs: index {i} must be in [0, {self.spec.obs_dim}) and value finite")
+            edited[i] = v
+        if physics:
+            if self.world is None:
+                raise WmkitError("this session has no true world to change physics in")
+            self.world.set_physics({**self.world.physics, **physics})
+        if obs and self.has_twin:
+            twin = np.array(self._twin_obs if self._twin_obs is not None else edited)
+            for key, value in obs.items():
+                twin[int(key)] = float(value)
+            self.world.state_from_obs(twin)
+            self._twin_obs = twin
+        self.obs = edited
+        self.state = self._observe(edited)
+        if self.history:
+            self.history.pop()
+        self._remember()
+
+    def frame(self, which: str = "imagined", camera: str | None = None, size: int = 128) -> np.ndarray:
+        """An RGB frame of the imagined state (rendered by the true simulator from the predicted state) or the twin."""
+        if self.world is None:
+            raise WmkitError(f"{self.spec.world} cannot be rendered here")
+        if which == "twin":
+            if not self.has_twin:
+                raise WmkitError("this session has no twin")
+            return self.world.render_frame(camera, size)
+        if which != "imagined":
+            raise WmkitError(f"frame {which!r}: choose imagined or twin")
+        saved = self.world.get_state() if self.has_twin else None
+        physics = dict(self.world.physics)
+        try:
+            self.world.state_from_obs(self.obs)
+            return self.world.render_frame(camera, size)
+        finally:
+            self.world.set_physics(physics)
+            if saved is not None:
+                self.world.set_state(saved)
+
+    def close(self) -> None:
+        """Free the twin's renderers (call from the thread that rendered)."""
+        if self.world is not None:
+            self.world.close()
+
+    def latency_ms(self) -> dict:
+        lat = np.asarray(self.latencies) if self.latencies else np.zeros(1)
+        return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "steps": len(self.latencies)}
