@@ -202,3 +202,26 @@ def test_play_page_in_chromium(live, tmp_path):
     assert src != first_src and loaded > 0
     assert (tmp_path / "play.png").stat().st_size > 10_000
     np.isfinite(float(hud["divergence"]))
+
+
+def test_client_is_a_gymnasium_env(live):
+    import gymnasium as gym
+
+    import wmkit.client
+
+    open_before = len(live.server.config.app.state.sessions)
+    env = wmkit.client.connect(live.url, max_episode_steps=5)
+    assert isinstance(env, gym.Env) and env.action_space.shape == (2,)
+    obs, info = env.reset(seed=4)
+    assert obs.shape == (17,) and len(info["twin_obs"]) == 17
+    for _ in range(5):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert truncated and np.isfinite(reward) and info["latency_ms"] > 0
+    env.reset(seed=5)  # a fresh session; the previous one is closed on the server
+    assert len(live.server.config.app.state.sessions) == open_before + 1
+    with pytest.raises(wmkit.WmkitError, match="refused the step"):
+        env.step([np.nan, 0.0])
+    env.close()
+    assert len(live.server.config.app.state.sessions) == open_before
+    with pytest.raises(wmkit.WmkitError, match="no wmkit server"):
+        wmkit.client.connect("http://127.0.0.1:9")

@@ -32,10 +32,15 @@ _LAZY = {
     "evaluate": "wmkit.eval.scorecard",
 }
 
-__all__ = ["WmkitError", "__version__", *_LAZY]
+__all__ = ["WmkitError", "__version__", *_LAZY, "client"]
+
+
+_SUBMODULES = ("client",)  # wmkit.client.connect(url) without importing wmkit.client first
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"wmkit.{name}")
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'wmkit' has no attribute {name!r}")
