@@ -91,3 +91,15 @@ def test_a_long_session_keeps_memory_bounded(tabletop_run):
     tracemalloc.stop()
     assert len(s.history) == 64 and s.t == 2500
     assert grown < 2_000_000, grown  # bytes: flat, not 2,000 steps' worth of states
+
+
+def test_start_from_a_recorded_prefix_or_an_exact_state(tabletop_data):
+    ep = wmkit.load_dataset(tabletop_data).split("val")[0]
+    oracle = reference_model("oracle", "Tabletop-v0")
+    exact = Session(oracle, sim_state=ep.sim_state[10])
+    r = exact.step(ep.actions[10])
+    np.testing.assert_allclose(r.twin_obs, ep.obs[11], atol=1e-5)  # the twin replays the recorded episode
+    prefix = Session(oracle, context=(ep.obs[:11], ep.actions[:10]))
+    np.testing.assert_allclose(prefix.obs, ep.obs[10], atol=1e-6)
+    with pytest.raises(WmkitError, match="context must be"):
+        Session(oracle, context=(ep.obs[:11], ep.actions[:11]))

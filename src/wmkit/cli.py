@@ -326,6 +326,9 @@ def _serve(run, host, port, token, data, world, max_sessions, open_browser) -> N
         ds = load_dataset(data)
         world = world or ds.world
         scale = ds.stats("all")["obs_std"].numpy()
+    import torch
+
+    torch.set_num_threads(1)  # batch-1 steps from many sessions: one thread each beats threads fighting over cores
     model = load_model(run, world=world)
     app_ = create_app(model, scale=scale, token=token, limits=SessionLimits(max_sessions=max_sessions))
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")

@@ -23,7 +23,6 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from wmkit.errors import WmkitError
 from wmkit.interactive.session import Session
@@ -106,6 +105,9 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         cameras = []
     # MuJoCo's GL contexts belong to the thread that made them: every frame is rendered on one thread
     render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wmkit-render")
+    # WebSocket steps run on the event loop itself, one at a time (the GIL would serialise them anyway):
+    # handing each to a worker thread cost more than the step (benchmarks/server_load.py, N = 32: p99
+    # 109 ms through the thread pool, 34 ms through one worker thread, 23 ms on the loop)
     app = FastAPI(title="wmkit session server", version="1",
                   description=f"Step a {model.family} world model of {spec.world} beside its true twin.")
 
@@ -234,7 +236,7 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         try:
             while True:
                 text = await websocket.receive_text()
-                await websocket.send_json(await run_in_threadpool(_ws_reply, sid, text))
+                await websocket.send_json(_ws_reply(sid, text))
         except WebSocketDisconnect:
             return
 

@@ -58,9 +58,12 @@ class _Moment:
 
 
 class Session:
-    def __init__(self, model, *, seed: int = 0, physics=None, twin: bool = True, obs=None, scale=None,
-                 max_history: int = 1024):
-        """Start from the world's own reset (seeded), or from an observation `obs` the twin is set to.
+    def __init__(self, model, *, seed: int = 0, physics=None, twin: bool = True, obs=None, context=None,
+                 sim_state=None, scale=None, max_history: int = 1024):
+        """Start from the world's own reset (seeded); or from an observation `obs`; or from a recorded
+        episode prefix `context=(obs [T+1, D], actions [T, A])`, which the model observes whole (a model
+        with memory keeps it); or from an exact simulator state `sim_state`. The twin starts from the
+        same moment (exactly from `sim_state`, else rebuilt from the last observation).
 
         `scale` (per-dimension spread, e.g. `Dataset.stats()["obs_std"]`) sets the units of uncertainty
         and divergence; by default 1 for every dimension.
@@ -83,9 +86,19 @@ class Session:
         except WmkitError:
             if obs is None:
                 raise
+        ctx_obs = ctx_act = None
+        if context is not None:
+            ctx_obs, ctx_act = (np.asarray(x, dtype=np.float64) for x in context)
+            if ctx_obs.ndim != 2 or ctx_act.ndim != 2 or len(ctx_act) != len(ctx_obs) - 1:
+                raise WmkitError(f"context must be (obs [T+1, D], actions [T, A]); got shapes {ctx_obs.shape} and "
+                                 f"{ctx_act.shape}")
+            obs = ctx_obs[-1]
         if self.world is not None:
             first, _ = self.world.reset(seed=seed)
-            if obs is not None:
+            if sim_state is not None:
+                self.world.set_state(np.asarray(sim_state, dtype=np.float64))
+                first = self.world._observe()
+            elif obs is not None:
                 self.world.state_from_obs(self._check_obs(obs))
                 first = np.asarray(obs, dtype=np.float64)
             self.has_twin = twin and self._can_restore()
@@ -94,7 +107,7 @@ class Session:
         self.t = 0
         self.obs = np.asarray(first, dtype=np.float64)
         self._twin_obs = self.obs.copy() if self.has_twin else None
-        self.state = self._observe(self.obs)
+        self.state = self._observe(self.obs, ctx_obs, ctx_act)
         self.history: deque[_Moment] = deque(maxlen=max_history)
         self.latencies: deque[float] = deque(maxlen=1000)
         self._remember()
@@ -114,15 +127,20 @@ class Session:
                              f"finite numbers")
         return o
 
-    def _observe(self, obs: np.ndarray):
-        o = torch.as_tensor(obs, dtype=torch.float32)[None, None]
+    def _observe(self, obs: np.ndarray, ctx_obs=None, ctx_act=None):
+        if ctx_obs is not None:
+            o = torch.as_tensor(ctx_obs, dtype=torch.float32)[None]
+            acts = torch.as_tensor(ctx_act, dtype=torch.float32)[None]
+        else:
+            o = torch.as_tensor(obs, dtype=torch.float32)[None, None]
+            acts = torch.zeros(1, 0, self.spec.action_dim)
         sim = None
         if self.world is not None and self._can_restore() and self.model.family == "oracle":
             sim = torch.from_numpy(self.world.get_state())[None]
         physics = [dict(self.world.physics)] if self.world is not None else None
         with torch.no_grad():
-            return self.model.observe(o.to(self.model.device), torch.zeros(1, 0, self.spec.action_dim),
-                                      physics=physics, sim_state=sim)
+            return self.model.observe(o.to(self.model.device), acts.to(self.model.device), physics=physics,
+                                      sim_state=sim)
 
     def _remember(self) -> None:
         twin = self.world.get_state() if self.has_twin else None
