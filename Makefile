@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ensemble_speed.py
+	@if [ -d runs/demo/model ]; then $(PY) benchmarks/server_load.py; else echo "server_load: skipped (no runs/demo/model; run make demo first)"; fi
 
 clean:
 	rm -rf runs benchmarks/results
