@@ -195,12 +195,19 @@ def test_play_page_in_chromium(live, tmp_path):
             " return i.complete && i.naturalWidth > 0 ? [i.getAttribute('src'), i.naturalWidth] : false; })()"
         ).json_value()
         page.screenshot(path=str(tmp_path / "play.png"))
+        page.click("#record")  # record a second of both views, then download it
+        page.wait_for_timeout(1200)
+        with page.expect_download() as download:
+            page.click("#record")
+        video = tmp_path / download.value.suggested_filename
+        download.value.save_as(video)
         browser.close()
     assert sign * (obs[0] - start[0]) > 0.02, (start[0], obs[0])  # the imagined pusher moved the way it was pushed
     assert sign * (twin[0] - start[0]) > 0.02  # the twin took the same pushes, step for step
     assert int(hud["t"]) >= 12 and float(hud["latency"]) > 0 and float(hud["fps"]) > 0, hud
     assert src != first_src and loaded > 0
     assert (tmp_path / "play.png").stat().st_size > 10_000
+    assert video.suffix in (".mp4", ".webm") and video.stat().st_size > 1_000, video
     np.isfinite(float(hud["divergence"]))
 
 
