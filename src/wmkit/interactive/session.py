@@ -94,6 +94,7 @@ class Session:
                                  f"{ctx_act.shape}")
             obs = ctx_obs[-1]
         if self.world is not None:
+            self.world.annotate = False  # the twin's steps need no per-step annotations (a third of a step's time)
             first, _ = self.world.reset(seed=seed)
             if sim_state is not None:
                 self.world.set_state(np.asarray(sim_state, dtype=np.float64))
@@ -191,6 +192,7 @@ class Session:
             from wmkit.worlds import make
 
             other.world = make(self.spec.world, physics=dict(self.world.physics))
+            other.world.annotate = False
             other.world.reset(seed=self.seed)
             other.world.set_physics(dict(self.world.physics))
             if self.has_twin:

@@ -101,8 +101,12 @@ class World(gym.Env):
         self.physics = self.physics_space.validate(values)
         self._apply_physics(self.physics)
 
+    annotate: bool = True
+    """build `info["annotations"]` (bodies, contacts) at each step; a twin that never reads them turns it off"""
+
     def _info(self, events) -> dict:
-        return {"physics": dict(self.physics), "annotations": {**self._annotations(), "events": list(events)}}
+        notes = self._annotations() if self.annotate else {}
+        return {"physics": dict(self.physics), "annotations": {**notes, "events": list(events)}}
 
     # ---- hooks for concrete worlds -------------------------------------------------------------
     @abstractmethod

@@ -72,8 +72,6 @@ class Tabletop(MujocoWorld):
         self._init_mujoco(model, mujoco.MjData(model))
         g = lambda name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
         self._geom = {n: g(n) for n in ("cup", "pusher", "table", "floor")}
-        self._touch_pair = np.sort([self._geom["pusher"], self._geom["cup"]])
-        self._floor_pair = np.sort([self._geom["cup"], self._geom["floor"]])
         self._cup_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "cup")
         self._table_pairs = [i for i in range(model.npair)  # the cup's feet and body against the table
                              if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_PAIR, i).endswith("_table")]
@@ -111,12 +109,11 @@ class Tabletop(MujocoWorld):
     def _simulate(self, action):
         self.data.ctrl[:] = action
         touched = hit_floor = False
+        sensors = self.data.sensordata  # 0: the cup touches the floor, 1: the pusher touches the cup
         for _ in range(self.frame_skip):
             mujoco.mj_step(self.model, self.data)
-            if self.data.ncon:
-                pairs = np.sort(self.data.contact.geom[: self.data.ncon], axis=1)
-                touched |= bool(np.any(np.all(pairs == self._touch_pair, axis=1)))
-                hit_floor |= bool(np.any(np.all(pairs == self._floor_pair, axis=1)))
+            hit_floor |= bool(sensors[0] > 0)
+            touched |= bool(sensors[1] > 0)
         mujoco.mj_forward(self.model, self.data)  # positions and contacts of the state reached, for annotations
         events = []
         if touched:
@@ -126,7 +123,7 @@ class Tabletop(MujocoWorld):
             events.append("cup_leaves_table")
         if hit_floor:
             events.append("cup_hits_floor")
-        self._hit_floor = hit_floor
+        self._hit_floor = bool(hit_floor)
         return tuple(events)
 
     def _observe(self):
