@@ -7,3 +7,17 @@ any other exception is a bug in wmkit and keeps its traceback.
 
 class WmkitError(ValueError):
     """Bad input from the user: the message names the value and says what to do."""
+
+
+def check_fields(obj, where: str, positive_ints=(), nonnegative=()) -> None:
+    """Refuse config fields that are not positive integers / finite numbers >= 0, naming the field."""
+    import math
+
+    for name in positive_ints:
+        v = getattr(obj, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise WmkitError(f"{where}: {name}={v!r} must be a positive integer")
+    for name in nonnegative:
+        v = getattr(obj, name)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < math.inf):
+            raise WmkitError(f"{where}: {name}={v!r} must be a finite number >= 0")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmkit.errors import WmkitError
+from wmkit.errors import WmkitError, check_fields
 
 
 @dataclass
@@ -32,10 +32,8 @@ class CEMConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("horizon", "samples", "iterations", "elites"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise WmkitError(f"CEM config: {name}={v!r} must be a positive integer")
+        check_fields(self, "CEM config", positive_ints=("horizon", "samples", "iterations", "elites"),
+                     nonnegative=("init_std", "min_std"))
         if self.elites > self.samples:
             raise WmkitError(f"CEM config: elites={self.elites} exceeds samples={self.samples}")
 

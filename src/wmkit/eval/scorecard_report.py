@@ -179,40 +179,31 @@ def _plots(cards: dict[str, dict], out: Path) -> dict[str, str]:
         ax.grid(axis="y", alpha=0.3)
         save(fig, section)
 
-    # accuracy: error vs horizon, every column
-    fig, ax = plt.subplots(figsize=(6, 3))
-    plotted = False
-    for name, card in cards.items():
-        rows = lookup(card, "accuracy", ("by_k",))
-        if rows:
-            ax.plot([r["k"] for r in rows], [r["nrmse"] for r in rows], marker="o", label=name)
-            plotted = True
-    if plotted:
-        ax.set(xscale="log", xlabel="horizon k", ylabel="normalised RMSE", title="open-loop error vs horizon")
+    def curves(section, title, xlabel, series: dict[str, tuple[list, list]], threshold=None, marker=None):
+        """One line per column, log x axis."""
+        if not series:
+            return
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for name, (x, y) in series.items():
+            ax.plot(x, y, marker=marker, label=name)
+        if threshold is not None:
+            ax.axhline(threshold, color="k", lw=0.8, ls="--")
+        ax.set(xscale="log", xlabel=xlabel, ylabel="normalised RMSE", title=title)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        save(fig, "accuracy")
-    else:
-        plt.close(fig)
+        save(fig, section)
+
+    accuracy = {n: lookup(c, "accuracy", ("by_k",)) for n, c in cards.items()}
+    curves("accuracy", "open-loop error vs horizon", "horizon k",
+           {n: ([r["k"] for r in rows], [r["nrmse"] for r in rows]) for n, rows in accuracy.items() if rows},
+           marker="o")
     bars("causality", "interventional R^2 (1 = as the truth)", "R^2",
          {n: lookup(c, "causality", ("interventional", "r2")) for n, c in cards.items()}, ref=1.0)
     bars("controllability", "delta dB at k=4 (0 = blind to actions)", "dB",
          {n: lookup(c, "controllability", ("delta_db", "by_k", 0, "delta_db")) for n, c in cards.items()})
-    fig, ax = plt.subplots(figsize=(6, 3))
-    plotted = False
-    for name, card in cards.items():
-        curve = lookup(card, "persistence", ("drift", "curve"))
-        if curve:
-            ax.plot(curve["step"], curve["nrmse"], label=name)
-            plotted = True
-    if plotted:
-        ax.axhline(0.5, color="k", lw=0.8, ls="--")
-        ax.set(xscale="log", xlabel="imagined step", ylabel="normalised RMSE", title="drift over a long rollout")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        save(fig, "persistence")
-    else:
-        plt.close(fig)
+    drift = {n: lookup(c, "persistence", ("drift", "curve")) for n, c in cards.items()}
+    curves("persistence", "drift over a long rollout", "imagined step",
+           {n: (d["step"], d["nrmse"]) for n, d in drift.items() if d}, threshold=0.5)
     bars("realtime", "batch-1 step latency, p99 (ms)", "ms",
          {n: lookup(c, "realtime", ("latency", "p99_ms")) for n, c in cards.items()})
     main = next(iter(cards.values()))

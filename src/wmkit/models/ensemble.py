@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wmkit.errors import WmkitError
+from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 
 
@@ -44,14 +44,8 @@ class EnsembleConfig:
     termination_weight: float = 1.0
 
     def __post_init__(self):
-        for name in ("members", "hidden", "layers", "train_horizon"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise WmkitError(f"ensemble config: {name}={v!r} must be a positive integer")
-        for name in ("nll_beta", "reward_weight", "termination_weight"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < math.inf):
-                raise WmkitError(f"ensemble config: {name}={v!r} must be a finite number >= 0")
+        check_fields(self, "ensemble config", positive_ints=("members", "hidden", "layers", "train_horizon"),
+                     nonnegative=("nll_beta", "reward_weight", "termination_weight"))
 
 
 class EnsembleLinear(nn.Module):

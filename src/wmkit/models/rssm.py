@@ -15,14 +15,13 @@ categorical (deterministic); training samples.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wmkit.errors import WmkitError
+from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 
 
@@ -46,14 +45,8 @@ class RSSMConfig:
     continue_weight: float = 1.0
 
     def __post_init__(self):
-        for name in ("deter", "groups", "classes", "hidden", "seq_len"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise WmkitError(f"rssm config: {name}={v!r} must be a positive integer")
-        for name in ("free_bits", "dyn_scale", "rep_scale", "reward_weight", "continue_weight"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < math.inf):
-                raise WmkitError(f"rssm config: {name}={v!r} must be a finite number >= 0")
+        check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len"),
+                     nonnegative=("free_bits", "dyn_scale", "rep_scale", "reward_weight", "continue_weight"))
         if not (0 <= self.unimix < 1):
             raise WmkitError(f"rssm config: unimix={self.unimix!r} must be in [0, 1)")
 
