@@ -192,7 +192,7 @@ def eval_(
 
 
 def _scorecard(run, model, dataset, suite, report, references, as_json) -> None:
-    from wmkit.eval.scorecard import evaluate, get_suite
+    from wmkit.eval.scorecard import SECTIONS, evaluate, get_suite
     from wmkit.eval.scorecard_report import HEADLINES, lookup, write_scorecard_report
     from wmkit.models import reference_model
 
@@ -209,7 +209,7 @@ def _scorecard(run, model, dataset, suite, report, references, as_json) -> None:
             if say:
                 say(f"scoring reference {ref}")
             # the oracle is the planning reference itself: its planning ratio is 1 by definition
-            sections = [s for s in cards[name] if s in _SECTIONS() and not (ref == "oracle" and s == "planning")]
+            sections = [s for s in cards[name] if s in SECTIONS and not (ref == "oracle" and s == "planning")]
             cards[ref] = evaluate(reference_model(ref, dataset.world), dataset, suite, sections=sections, say=say)
         plan = cards[name].get("planning", {})
         if "oracle" in cards and "returns" in plan:  # the oracle's column: its half of the model's planning run
@@ -230,16 +230,10 @@ def _scorecard(run, model, dataset, suite, report, references, as_json) -> None:
             continue
         cells = "".join(f"{'—' if v is None else _fmt_cell(v, fmt):>15}" for v in vals)
         typer.echo(f"{section[:12] + ': ' + label:<48}"[:48] + cells)
-    skipped = [s for s in _SECTIONS() if "skipped" in cards[name].get(s, {})]
+    skipped = [s for s in SECTIONS if "skipped" in cards[name].get(s, {})]
     for s in skipped:
         typer.echo(f"skipped {s}: {cards[name][s]['skipped']}")
     typer.echo(f"report: {page}  ({cards[name]['seconds']:.0f} s for {name})")
-
-
-def _SECTIONS():
-    from wmkit.eval.scorecard import SECTIONS
-
-    return SECTIONS
 
 
 def _fmt_cell(v, fmt: str) -> str:

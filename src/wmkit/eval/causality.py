@@ -66,17 +66,10 @@ def interventional(ctx) -> dict:
     iv = ctx.interventions
     if iv.true.shape[1] < 2:
         raise Skip("interventional fidelity needs at least two action sequences per start")
-    std = ctx.std
-    d_true = pair_differences(iv.true[:, :, -1] / std).flatten()
-    d_pred = pair_differences(iv.pred[:, :, -1] / std).flatten()
-    ss_res = float(((d_pred - d_true) ** 2).sum())
-    ss_tot = float(((d_true - d_true.mean()) ** 2).sum())
-    if ss_tot < 1e-12:
-        raise Skip("the action sequences tried did not change the true outcome; nothing to compare")
-    clear = d_true.abs() > 0.05
-    order = float((torch.sign(d_pred[clear]) == torch.sign(d_true[clear])).float().mean()) if clear.any() else None
+    d_true = pair_differences(iv.true[:, :, -1] / ctx.std).flatten()
+    d_pred = pair_differences(iv.pred[:, :, -1] / ctx.std).flatten()
     S, K, H, _ = iv.true.shape
-    return {"r2": 1.0 - ss_res / ss_tot, "order_agreement": order, "starts": S, "sequences": K, "horizon": H,
+    return {**_fidelity(d_true, d_pred, "the action sequences tried"), "starts": S, "sequences": K, "horizon": H,
             "pairs": S * K * (K - 1) // 2}
 
 
@@ -87,14 +80,18 @@ def pushes(ctx) -> dict:
     p = run_pushes(ctx)
     d_true = ((p.true[:, 1] - p.true[:, 0]) / ctx.std).flatten()
     d_pred = ((p.pred[:, 1] - p.pred[:, 0]) / ctx.std).flatten()
+    return {**_fidelity(d_true, d_pred, "the pushes"), "starts": int(p.true.shape[0]), "body": p.body,
+            "force_n": p.force, "push_step": p.push_step, "horizon": p.horizon}
+
+
+def _fidelity(d_true: torch.Tensor, d_pred: torch.Tensor, what: str) -> dict:
+    """R^2 of predicted vs true outcome differences, and the share of clear (> 0.05) ones ordered right."""
     ss_tot = float(((d_true - d_true.mean()) ** 2).sum())
     if ss_tot < 1e-12:
-        raise Skip("the pushes did not change the true outcome; nothing to compare")
+        raise Skip(f"{what} did not change the true outcome; nothing to compare")
     clear = d_true.abs() > 0.05
     order = float((torch.sign(d_pred[clear]) == torch.sign(d_true[clear])).float().mean()) if clear.any() else None
-    return {"r2": 1.0 - float(((d_pred - d_true) ** 2).sum()) / ss_tot, "order_agreement": order,
-            "starts": int(p.true.shape[0]), "body": p.body, "force_n": p.force, "push_step": p.push_step,
-            "horizon": p.horizon}
+    return {"r2": 1.0 - float(((d_pred - d_true) ** 2).sum()) / ss_tot, "order_agreement": order}
 
 
 @torch.no_grad()

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from wmkit.errors import WmkitError
+from wmkit.worlds.base import simulate_rows
 
 
 @dataclass
 class Interventions:
     true: torch.Tensor  # [S, K, H, D]
     pred: torch.Tensor  # [S, K, H, D]
-    actions: torch.Tensor  # [S, K, H, A]
 
 
 def run_interventions(ctx) -> Interventions:
@@ -43,8 +43,8 @@ def run_interventions(ctx) -> Interventions:
     actions = torch.cat([batch.actions[:, None, C:], pool[pick]], dim=1)  # [S, K, H, A]
     physics = win.physics_of(batch)
     starts = batch.sim_state[:, C].numpy().repeat(K, axis=0)
-    true = true_rollouts(ctx.world, starts, [p for p in physics for _ in range(K)],
-                         actions.reshape(S * K, H, -1).numpy()).reshape(S, K, H, -1)
+    true = simulate_rows(ctx.world, starts, [p for p in physics for _ in range(K)],
+                         actions.reshape(S * K, H, -1).numpy())["obs"].astype(np.float32).reshape(S, K, H, -1)
     m = ctx.model
     rep = lambda x: x.repeat_interleave(K, dim=0)  # noqa: E731
     try:
@@ -54,32 +54,7 @@ def run_interventions(ctx) -> Interventions:
         pred = m.rollout(state, actions.reshape(S * K, H, -1).to(m.device)).obs
     except WmkitError as e:
         raise Skip(f"the model could not imagine the interventions: {e}") from None
-    return Interventions(true=torch.from_numpy(true).to(m.device), pred=pred.reshape(S, K, H, -1),
-                         actions=actions)
-
-
-def true_rollouts(world, starts: np.ndarray, physics: list[dict], actions: np.ndarray) -> np.ndarray:
-    """True observations [N, H, D] from exact states [N, S] with each row's physics, under actions [N, H, A].
-
-    All rows of one physics go through `simulate_batch` at once where the world supports it (MuJoCo's
-    threaded rollout), else row by row through `step`; stepping goes on past terminations.
-    """
-    N, H = actions.shape[:2]
-    actions = actions.astype(world.action_space.dtype)
-    out = np.empty((N, H, *world.observation_space.shape), dtype=np.float32)
-    groups: dict[tuple, list[int]] = {}
-    for i, p in enumerate(physics):
-        groups.setdefault(tuple(sorted(p.items())), []).append(i)
-    for key, idx in groups.items():
-        world.set_physics(dict(key))
-        if getattr(world, "batch_simulation", False):
-            out[idx] = world.simulate_batch(starts[idx], actions[idx])["obs"]
-            continue
-        for i in idx:
-            world.set_state(starts[i])
-            for t in range(H):
-                out[i, t], *_ = world.step(actions[i, t])
-    return out
+    return Interventions(true=torch.from_numpy(true).to(m.device), pred=pred.reshape(S, K, H, -1))
 
 
 def pair_differences(x: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from wmkit.data.policies import make_policy
-from wmkit.eval.interventions import true_rollouts
 from wmkit.eval.scorecard import Skip, guarded
+from wmkit.worlds.base import simulate_rows
 
 THRESHOLD = 0.5
 CHECKPOINTS = (1, 10, 50, 100, 250, 500, 1000)
@@ -61,7 +61,7 @@ def drift(ctx) -> dict:
         policy = make_policy("noise", world.action_space, rng)
         policy.reset()
         actions[i] = [policy(None) for _ in range(H)]
-    true = true_rollouts(world, batch.sim_state[:, C].numpy(), physics, actions)
+    true = simulate_rows(world, batch.sim_state[:, C].numpy(), physics, actions)["obs"].astype(np.float32)
     dev = m.device
     state = m.observe(batch.obs[:, : C + 1].to(dev), batch.actions[:, :C].to(dev), physics=physics,
                       sim_state=batch.sim_state[:, C])
@@ -121,8 +121,8 @@ def memory(ctx) -> dict:
             return m.rollout(state, acts[:, T:].to(dev)).reward.float().cpu()
 
         r_hat, r_hat_flip = imagine(obs, physics), imagine(flipped_obs, flipped)
-        r = _true_rewards(world, sims, physics, acts[:, T:].numpy())
-        r_flip = _true_rewards(world, sims, flipped, acts[:, T:].numpy())
+        r = simulate_rows(world, sims, physics, acts[:, T:].numpy())["reward"]
+        r_flip = simulate_rows(world, sims, flipped, acts[:, T:].numpy())["reward"]
         truth_gap = float(np.abs(r - r_flip).mean())
         recall = float((r_hat - r_hat_flip).abs().mean()) / max(truth_gap, 1e-9)
         rows.append({"blind_span": n, "recall": recall, "passed": recall >= MEMORY_PASS, "episodes": len(long)})
@@ -130,16 +130,3 @@ def memory(ctx) -> dict:
         raise Skip(f"no held-out episode is long enough for the shortest blind span ({rows[0]['skipped']})")
     return {"by_span": rows, "k": PROBE_K, "pass_at": MEMORY_PASS}
 
-
-def _true_rewards(world, sims, physics, actions) -> np.ndarray:
-    """[N, H] rewards of the true simulator from exact states, each row with its own physics."""
-    out = np.empty(actions.shape[:2])
-    for i in range(len(sims)):
-        world.set_physics(physics[i])
-        if getattr(world, "batch_simulation", False):
-            out[i] = world.simulate_batch(sims[i:i + 1], actions[i:i + 1])["reward"][0]
-            continue
-        world.set_state(sims[i])
-        for t in range(actions.shape[1]):
-            _, out[i, t], *_ = world.step(actions[i, t].astype(world.action_space.dtype))
-    return out

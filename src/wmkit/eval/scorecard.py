@@ -139,12 +139,13 @@ def evaluate(model, data, suite: str | Suite = "quick", sections=None, seed: int
     out = {"world": model.spec.world, "family": model.family, "suite": suite.name, "data": str(dataset.root),
            "machine": machine(), "budgets": asdict(suite)}
     t_all = time.perf_counter()
+    funcs = _section_functions()
     for name in sections:
         t0 = time.perf_counter()
         if say:
             say(f"  {name} ...")
         try:
-            result = _SECTION_FUNCS()[name](ctx)
+            result = funcs[name](ctx)
         except (Skip, WmkitError) as e:
             result = {"skipped": str(e)}
         result["seconds"] = round(time.perf_counter() - t0, 2)
@@ -153,7 +154,7 @@ def evaluate(model, data, suite: str | Suite = "quick", sections=None, seed: int
     return jsonable(out)
 
 
-def _SECTION_FUNCS():
+def _section_functions() -> dict:
     from wmkit.eval import causality, controllability, persistence, physics_gen, planning, realtime
     from wmkit.eval.accuracy import accuracy_section
 

@@ -93,18 +93,11 @@ class OracleModel(WorldModel):
         a = self.check_actions(actions, ndim=3)
         if a.shape[0] != state.batch_size:
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
-        acts = a.double().cpu().numpy()
-        sims = state["sim"].numpy()
-        B, H = acts.shape[:2]
-        obs = np.empty((B, H, self.spec.obs_dim))
-        rew, term = np.empty((B, H)), np.empty((B, H))
-        groups: dict[tuple, list[int]] = {}
-        for b, row in enumerate(state["physics"].tolist()):
-            groups.setdefault(tuple(row), []).append(b)
-        for row, idx in groups.items():
-            self._set_physics(dict(zip(self._param_names, row)))
-            out = self.env.simulate_batch(sims[idx], acts[idx].astype(self.env.action_space.dtype))
-            obs[idx], rew[idx], term[idx] = out["obs"], out["reward"], out["terminated"]
+        from wmkit.worlds.base import simulate_rows
+
+        physics = [dict(zip(self._param_names, row)) for row in state["physics"].tolist()]
+        out = simulate_rows(self.env, state["sim"].numpy(), physics, a.double().cpu().numpy())
+        obs, rew, term = out["obs"], out["reward"], out["terminated"]
         dev = self.device
         return Prediction(obs=torch.as_tensor(obs, dtype=torch.float32, device=dev),
                           reward=torch.as_tensor(rew, dtype=torch.float32, device=dev),

@@ -319,3 +319,32 @@ class MujocoWorld(World):
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
+
+
+def simulate_rows(world, states: np.ndarray, physics: list[dict], actions: np.ndarray) -> dict[str, np.ndarray]:
+    """Each row stepped from its exact state [N, S] with its own physics through actions [N, H, A].
+
+    Returns `obs` [N, H, D], `reward` [N, H] and `terminated` [N, H], what `step` would give (stepping
+    goes on past terminations). Rows that share physics run at once through `simulate_batch` where the
+    world supports it (MuJoCo's threaded rollout), else one by one through `step`.
+    """
+    N, H = actions.shape[:2]
+    actions = np.asarray(actions).astype(world.action_space.dtype)
+    obs = np.empty((N, H, *world.observation_space.shape))
+    reward, terminated = np.empty((N, H)), np.zeros((N, H), dtype=bool)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(physics):
+        groups.setdefault(tuple(sorted(p.items())), []).append(i)
+    for key, idx in groups.items():
+        values = world.physics_space.validate(dict(key))
+        if values != world.physics:  # applying physics recomputes model constants: only when they change
+            world.set_physics(values)
+        if getattr(world, "batch_simulation", False):
+            out = world.simulate_batch(states[idx], actions[idx])
+            obs[idx], reward[idx], terminated[idx] = out["obs"], out["reward"], out["terminated"]
+            continue
+        for i in idx:
+            world.set_state(states[i])
+            for t in range(H):
+                obs[i, t], reward[i, t], terminated[i, t], *_ = world.step(actions[i, t])
+    return {"obs": obs, "reward": reward, "terminated": terminated}
