@@ -25,5 +25,5 @@ def tabletop_run(tabletop_data, tmp_path_factory):
     from wmkit.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "ensemble"
-    train(tabletop_data, out, "ensemble", TrainConfig(steps=400, batch_size=64, log_every=100), progress=False)
+    train(tabletop_data, out, "ensemble", TrainConfig(steps=1000, batch_size=64, log_every=100), progress=False)
     return out

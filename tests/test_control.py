@@ -48,6 +48,6 @@ def test_cem_refuses_what_it_cannot_use():
     with pytest.raises(wmkit.WmkitError, match="horizon=0"):
         CEMConfig(horizon=0)
     planner = CEMPlanner(reference_model("oracle", "Tabletop-v0"))
-    state = planner.model.observe(torch.zeros(2, 1, 17), torch.zeros(2, 0, 2))
+    state = planner.model.observe(torch.zeros(2, 1, 12), torch.zeros(2, 0, 2))
     with pytest.raises(wmkit.WmkitError, match="batch 1"):
         planner.plan(state)

@@ -56,17 +56,17 @@ def test_references_score_as_they_must(tabletop_data):
 
 
 def test_trained_ensemble_beats_copy_last(tabletop_run, tabletop_data):
-    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 10))
-    assert acc.skill_at(1) > 0.0 and acc.skill_at(10) > 0.1, acc.to_json()
+    acc = evaluate_accuracy(load_model(tabletop_run), wmkit.load_dataset(tabletop_data), horizons=(1, 5))
+    assert acc.skill_at(1) > 0.1 and acc.skill_at(5) > 0.15, acc.to_json()
 
 
 def test_ensemble_reports_disagreement(tabletop_run):
     model = load_model(tabletop_run)
-    o = torch.zeros(4, 1, 17)
+    o = torch.zeros(4, 1, 12)
     o[:, :, 4], o[:, :, 5] = 0.47, 1.0
     state = model.observe(o, torch.zeros(4, 0, 2))
     pred = model.rollout(state, torch.ones(4, 10, 2))
-    assert pred.obs_std.shape == (4, 10, 17) and (pred.obs_std > 0).any()
+    assert pred.obs_std.shape == (4, 10, 12) and (pred.obs_std > 0).any()
     assert pred.reward.shape == (4, 10) and ((pred.terminated >= 0) & (pred.terminated <= 1)).all()
 
 
@@ -80,7 +80,7 @@ def test_bad_inputs_to_verbs():
     model = make_model("ensemble", _spec(), members=2, hidden=16)
     with pytest.raises(WmkitError, match="shape"):
         model.observe(torch.zeros(2, 1, 5), torch.zeros(2, 0, 2))
-    state = model.observe(torch.zeros(2, 1, 17), torch.zeros(2, 0, 2))
+    state = model.observe(torch.zeros(2, 1, 12), torch.zeros(2, 0, 2))
     with pytest.raises(WmkitError, match="NaN"):
         model.step(state, torch.tensor([[float("nan"), 0.0], [0.0, 0.0]]))
     with pytest.raises(WmkitError, match="expected"):

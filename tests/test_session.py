@@ -24,7 +24,7 @@ def test_trained_model_session_reports_what_a_hud_needs(tabletop_run, tabletop_d
     s = Session(load_model(tabletop_run), seed=0, scale=scale)
     r = s.step(PUSH_RIGHT)
     assert r.reward is not None and 0 <= r.terminated <= 1 and r.uncertainty > 0
-    assert r.twin_obs.shape == (17,) and r.divergence >= 0 and r.latency_ms > 0
+    assert r.twin_obs.shape == (12,) and r.divergence >= 0 and r.latency_ms > 0
     assert s.latency_ms()["steps"] == 1
     assert s.frame("imagined", size=32).shape == (32, 32, 3) and s.frame("twin", size=32).std() > 0
 

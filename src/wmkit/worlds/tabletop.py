@@ -3,13 +3,15 @@
 Physics (state, named parts) lives in `assets/tabletop.xml`; this file is the task: observation,
 action, reward, termination, events and the physics parameters a user may change.
 
-Observation (17): pusher x, y | cup position (3) | cup orientation quaternion (4) |
-pusher velocity (2) | cup linear velocity (3) | cup angular velocity (3). It is MuJoCo's
-(qpos, qvel) exactly, so `state_from_obs` restores the simulator from an observation.
+Observation (12): pusher x, y | cup position x, y, z | cup heading (yaw, radians) |
+pusher velocity (2) | cup velocity (3) | cup spin (yaw rate). It is MuJoCo's (qpos, qvel) exactly,
+so `state_from_obs` restores the simulator from an observation. The cup slides, spins and, past the
+edge, drops, but stays upright (it has no tipping joints): a free cup rocks on its rim at every push,
+a chatter that no model can predict from 20 Hz observations and that the task does not need.
 Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_strength` newtons.
 The pusher (a flat puck riding just above the table top) hangs on a spring-loaded, damped gantry:
-a constant force holds it at a point (full force: the table's edge), so the action sets where it
-goes and how fast, and it pushes the cup low, near its base, without tipping it.
+a constant force holds it at a point (full force: just past the table's edge), so the action sets
+where it goes and how fast; it pushes the cup low, near its base.
 Reward (the task: push the cup onto the green target spot without dropping it): minus the cup's
 distance to the spot, minus 0.2 x the pusher's distance to the cup (so a planner with a short horizon
 still knows to go to the cup first), and -5 when the cup hits the floor. `success()`: the cup rests
@@ -76,7 +78,7 @@ class Tabletop(MujocoWorld):
         self._table_pairs = [i for i in range(model.npair)  # the cup's feet and body against the table
                              if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_PAIR, i).endswith("_table")]
         self._table_top = model.body("table").pos[2] + model.geom("table").size[2]
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(17,), dtype=np.float64)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(12,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._left_table = False
         self._hit_floor = False
@@ -101,7 +103,7 @@ class Tabletop(MujocoWorld):
         pusher_xy = cup_xy + rng.uniform(0.12, 0.2) * np.array([np.cos(angle), np.sin(angle)])
         self.data.qpos[:2] = pusher_xy
         self.data.qpos[2:5] = (*cup_xy, self._table_top + self.model.geom("cup").size[1])
-        self.data.qpos[5:9] = (1.0, 0.0, 0.0, 0.0)
+        self.data.qpos[5] = rng.uniform(-np.pi, np.pi)  # heading: where the handle points
         mujoco.mj_forward(self.model, self.data)
         self._left_table = False
         self._hit_floor = False
@@ -147,9 +149,8 @@ class Tabletop(MujocoWorld):
     def state_from_obs(self, obs):
         obs = np.asarray(obs, dtype=np.float64)
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[:] = obs[:9]
-        self.data.qpos[5:9] /= max(np.linalg.norm(obs[5:9]), 1e-9)
-        self.data.qvel[:] = obs[9:]
+        self.data.qpos[:] = obs[:6]
+        self.data.qvel[:] = obs[6:12]
         mujoco.mj_forward(self.model, self.data)
         return self.get_state()
 
@@ -160,7 +161,7 @@ class Tabletop(MujocoWorld):
 
 
 def _reward(qpos: np.ndarray, dropped: np.ndarray, target: np.ndarray = TARGET_XY):
-    """(reward, terminated) for positions [..., 9] and whether the cup hit the floor [...]."""
+    """(reward, terminated) for positions [..., 6] and whether the cup hit the floor [...]."""
     dist = np.linalg.norm(qpos[..., 2:4] - target, axis=-1)
     reach = np.linalg.norm(qpos[..., :2] - qpos[..., 2:4], axis=-1)
     return -dist - REACH_WEIGHT * reach - DROP_PENALTY * dropped, dropped
@@ -170,7 +171,7 @@ class TabletopMemory(Tabletop):
     """Tabletop-Memory-v0: which of two spots is the target is shown only in the first steps.
 
     The target is (0.12, 0.12) or its mirror (-0.12, -0.12), drawn at random each episode unless
-    `physics={"target_side": +1 or -1}` fixes it. Observation (18): Tabletop's 17, then a cue equal
+    `physics={"target_side": +1 or -1}` fixes it. Observation (13): Tabletop's 12, then a cue equal
     to the side (+1 or -1) for the first CUE_STEPS observations and 0 from then on. The dynamics do
     not depend on the side, only the reward does: to predict the reward late in an episode a model
     must remember a detail it saw at the start. This is the world of the scorecard's memory probe.
@@ -180,7 +181,7 @@ class TabletopMemory(Tabletop):
     world_id = "Tabletop-Memory-v0"
     default_max_steps = 300
     CUE_STEPS = 4
-    memory_cue = {"param": "target_side", "dim": 17, "steps": CUE_STEPS}
+    memory_cue = {"param": "target_side", "dim": 12, "steps": CUE_STEPS}
     episode_params = ("target_side",)  # drawn at each reset unless given, so physics=None does not fix it
     physics_space = PhysicsSpace(
         params=(*_PHYSICS.params,
@@ -191,7 +192,7 @@ class TabletopMemory(Tabletop):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(18,), dtype=np.float64)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float64)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed, options=options)
@@ -218,9 +219,9 @@ class TabletopMemory(Tabletop):
     def state_from_obs(self, obs):
         """The cue tells only whether the episode is in its first CUE_STEPS steps: time is set to match."""
         obs = np.asarray(obs, dtype=np.float64)
-        super().state_from_obs(obs[:17])
-        if obs[17] != 0:
-            self.set_physics({**self.physics, "target_side": float(np.sign(obs[17]))})
-        self.data.time = 0.0 if obs[17] != 0 else self.CUE_STEPS * self.dt
+        super().state_from_obs(obs[:12])
+        if obs[12] != 0:
+            self.set_physics({**self.physics, "target_side": float(np.sign(obs[12]))})
+        self.data.time = 0.0 if obs[12] != 0 else self.CUE_STEPS * self.dt
         mujoco.mj_forward(self.model, self.data)
         return self.get_state()
