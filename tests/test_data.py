@@ -105,6 +105,28 @@ def test_frames_are_stored_compressed(tmp_path):
         assert f["frames/top"].compression == "gzip"
 
 
+def test_windows_carry_frames_aligned_with_states(tmp_path, tabletop_data):
+    out = tmp_path / "pix"
+    collect("Tabletop-v0", 3, out, render=32, cameras=["top", "side"], max_steps=12, progress=False)
+    ds = wmkit.load_dataset(out, frames="side")
+    win = ds.windows(2, 3, "all")
+    batch = win.take(5)
+    assert batch.frames.shape == (5, 6, 32, 32, 3) and batch.frames.dtype == torch.uint8
+    # frame t of a window is the frame stored with observation t of its episode
+    ep_files = episode_files(out)
+    for row in range(5):
+        ep = win.episodes[int(batch.episode[row])]
+        start = next(s for s in range(len(ep.obs)) if np.allclose(ep.obs[s], batch.obs[row, 0].numpy()))
+        index = next(i for i, e in enumerate(ds.episodes) if e is ep)
+        stored = read_episode(ep_files[index], frames=True).frames["side"]
+        assert np.array_equal(stored[start:start + 6], batch.frames[row].numpy())
+    assert wmkit.load_dataset(out).windows(2, 3).take(2).frames is None  # state-only unless asked
+    with pytest.raises(WmkitError, match="camera 'front' is not in"):
+        wmkit.load_dataset(out, frames="front")
+    with pytest.raises(WmkitError, match="holds no frames; collect with --render"):
+        wmkit.load_dataset(tabletop_data, frames=True)
+
+
 def test_bad_datasets_get_clear_errors(tmp_path, tabletop_data):
     with pytest.raises(WmkitError, match="does not exist"):
         wmkit.load_dataset(tmp_path / "nope")

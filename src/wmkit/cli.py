@@ -127,7 +127,8 @@ def data_info(path: Path, as_json: bool = typer.Option(False, "--json", help="pr
 def train(
     data: Path = typer.Option(..., help="dataset folder from `wmkit collect`"),
     out: Path = typer.Option(..., help="run folder (resumed if it exists)"),
-    model: str = typer.Option("ensemble", help="model family"),
+    model: str = typer.Option("ensemble", help="model family: ensemble, rssm, transformer"),
+    preset: str = typer.Option("small", help="model size: tiny | small | base (--set fields override it)"),
     steps: int = typer.Option(3000, help="gradient steps in total"),
     minutes: Optional[float] = typer.Option(None, help="wall-clock budget, counted across resumes"),
     batch_size: int = typer.Option(256),
@@ -138,9 +139,10 @@ def train(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="model config field, e.g. --set members=7"),
 ):
     """Train a world model; Ctrl-C checkpoints, and running again resumes exactly."""
+    from wmkit.models import preset_config
     from wmkit.train import TrainConfig, train as run
 
-    overrides = {}
+    overrides = preset_config(model, preset)
     for item in set_ or []:
         key, sep, val = item.partition("=")
         if not sep:

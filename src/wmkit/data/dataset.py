@@ -26,10 +26,12 @@ class Batch:
     terminated: torch.Tensor  # [B, L] float 0/1
     episode: torch.Tensor | None = None  # [B] index into `Windows.episodes` (the split's long-enough episodes)
     sim_state: torch.Tensor | None = None  # [B, L+1, S] float64 exact simulator states (evaluation only)
+    frames: torch.Tensor | None = None  # [B, L+1, H, W, 3] uint8, when the dataset was loaded with frames
 
     def to(self, device) -> Batch:
         moved = (t.to(device) for t in (self.obs, self.actions, self.rewards, self.terminated))
-        return Batch(*moved, self.episode, self.sim_state)
+        frames = self.frames.to(device) if self.frames is not None else None
+        return Batch(*moved, self.episode, self.sim_state, frames)
 
     def __len__(self) -> int:
         return self.obs.shape[0]
@@ -58,6 +60,9 @@ class Windows:
         self.actions = torch.from_numpy(np.concatenate([pad(e.actions) for e in eps])).float()
         self.rewards = torch.from_numpy(np.concatenate([pad(e.rewards) for e in eps])).float()
         self.terminated = torch.from_numpy(np.concatenate([pad(e.terminated) for e in eps])).float()
+        # frames of one camera, decoded once into one uint8 tensor: a batch of windows is one gather
+        cams = [next(iter(e.frames)) for e in eps if e.frames]
+        self.frames = torch.from_numpy(np.concatenate([e.frames[cams[0]] for e in eps])) if cams else None
         has_state = all(e.sim_state is not None for e in eps)
         self.sim_state = torch.from_numpy(np.concatenate([e.sim_state for e in eps])) if has_state else None
         offsets = np.cumsum([0] + [len(e.obs) for e in eps[:-1]])
@@ -79,6 +84,7 @@ class Windows:
             terminated=self.terminated[idx[:, :-1]],
             episode=self.start_episode[pick],
             sim_state=self.sim_state[idx] if with_state and self.sim_state is not None else None,
+            frames=self.frames[idx] if self.frames is not None else None,
         )
 
     def physics_of(self, batch: Batch) -> list[dict]:
@@ -118,9 +124,13 @@ class Windows:
 
 
 class Dataset:
-    """A dataset directory loaded into memory (state vectors; frames stay on disk unless asked)."""
+    """A dataset directory loaded into memory (state vectors; frames of one camera when asked).
 
-    def __init__(self, root: str | Path, val_fraction: float = 0.1):
+    `frames=True` decodes the first stored camera's frames, a camera name picks one; windows then carry
+    `Batch.frames` [B, L+1, H, W, 3] uint8. 64x64 frames take 12 KiB each in memory.
+    """
+
+    def __init__(self, root: str | Path, val_fraction: float = 0.1, frames: bool | str = False):
         self.root = Path(root)
         if not self.root.is_dir():
             raise WmkitError(f"dataset folder {self.root} does not exist; create it with `wmkit collect`")
@@ -130,11 +140,24 @@ class Dataset:
             raise WmkitError(f"{self.root} holds no finished episodes; run `wmkit collect --out {self.root}`")
         if not 0.0 <= val_fraction < 1.0:
             raise WmkitError(f"val_fraction={val_fraction} must be in [0, 1)")
-        self.episodes = [read_episode(p) for p in self.files]
+        camera = self._camera(frames)
+        self.episodes = [read_episode(p, frames=camera is not None, cameras=(camera,) if camera else None)
+                         for p in self.files]
         for p, e in zip(self.files, self.episodes):
             if e.obs.shape[1] != self.meta.obs_dim or e.actions.shape[1] != self.meta.action_dim:
                 raise WmkitError(f"episode {p} has shapes {e.obs.shape}/{e.actions.shape}, unlike dataset.json")
         self.val_ids = validation_ids([int(p.stem) for p in self.files], val_fraction)
+
+    def _camera(self, frames: bool | str) -> str | None:
+        if frames is False or frames is None:
+            return None
+        if not self.meta.cameras:
+            raise WmkitError(f"{self.root} holds no frames; collect with --render SIZE to store them")
+        if frames is True:
+            return self.meta.cameras[0]
+        if frames not in self.meta.cameras:
+            raise WmkitError(f"camera {frames!r} is not in {self.root}; it has: {', '.join(self.meta.cameras)}")
+        return frames
 
     @property
     def world(self) -> str:
@@ -196,6 +219,6 @@ def validation_ids(numbers: list[int], val_fraction: float) -> set[int]:
     return {pos for pos, i in enumerate(numbers) if i % k == 1}
 
 
-def load_dataset(path: str | Path, val_fraction: float = 0.1) -> Dataset:
-    """Open a dataset directory written by `wmkit collect`."""
-    return Dataset(path, val_fraction=val_fraction)
+def load_dataset(path: str | Path, val_fraction: float = 0.1, frames: bool | str = False) -> Dataset:
+    """Open a dataset directory written by `wmkit collect`; `frames` loads one camera's frames too."""
+    return Dataset(path, val_fraction=val_fraction, frames=frames)

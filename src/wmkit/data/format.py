@@ -123,7 +123,8 @@ def write_episode(root: Path, index: int, ep: Episode) -> Path:
     return final
 
 
-def read_episode(path: Path, frames: bool = False, annotations: bool = False) -> Episode:
+def read_episode(path: Path, frames: bool = False, annotations: bool = False,
+                 cameras: tuple[str, ...] | None = None) -> Episode:
     try:
         with h5py.File(path, "r") as f:
             ep = Episode(
@@ -138,7 +139,7 @@ def read_episode(path: Path, frames: bool = False, annotations: bool = False) ->
                 policy=str(f.attrs["policy"]),
             )
             if frames and "frames" in f:
-                ep.frames = {cam: f[f"frames/{cam}"][()] for cam in f["frames"]}
+                ep.frames = {cam: f[f"frames/{cam}"][()] for cam in f["frames"] if cameras is None or cam in cameras}
             if annotations and "annotations" in f:
                 f["annotations"].visititems(
                     lambda name, obj: ep.annotations.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None

@@ -6,7 +6,7 @@ from wmkit.errors import WmkitError
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 from wmkit.models.checkpoint import load_model as _load_dir
 from wmkit.models.checkpoint import save_model
-from wmkit.models.registry import FAMILIES, REFERENCES, model_class
+from wmkit.models.registry import FAMILIES, PRESETS, REFERENCES, model_class, preset_config
 
 
 def make_model(family: str, spec: ModelSpec, config=None, **overrides) -> WorldModel:
@@ -51,5 +51,5 @@ def load_model(path, device="cpu", world: str | None = None) -> WorldModel:
     return _load_dir(path, device=device)
 
 
-__all__ = ["ModelSpec", "Prediction", "State", "WorldModel", "FAMILIES", "make_model", "load_model",
-           "reference_model", "save_model"]
+__all__ = ["ModelSpec", "Prediction", "State", "WorldModel", "FAMILIES", "PRESETS", "make_model", "load_model",
+           "preset_config", "reference_model", "save_model"]

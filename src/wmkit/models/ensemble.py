@@ -62,9 +62,17 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+PRESETS = {
+    "tiny": {"members": 3, "hidden": 64, "layers": 2},
+    "small": {},
+    "base": {"members": 7, "hidden": 400, "layers": 4},
+}
+
+
 class EnsembleModel(WorldModel):
     family = "ensemble"
     config_class = EnsembleConfig
+    presets = PRESETS
 
     def __init__(self, spec: ModelSpec, config: EnsembleConfig | None = None):
         config = config or EnsembleConfig()

@@ -9,10 +9,12 @@ from wmkit.errors import WmkitError
 FAMILIES = {
     "ensemble": "wmkit.models.ensemble:EnsembleModel",
     "rssm": "wmkit.models.rssm:RSSMModel",
+    "transformer": "wmkit.models.transformer:TransformerModel",
     "oracle": "wmkit.models.baselines:OracleModel",
     "copy-last": "wmkit.models.baselines:CopyLastModel",
 }
-TRAINABLE = ("ensemble", "rssm")
+TRAINABLE = ("ensemble", "rssm", "transformer")
+PRESETS = ("tiny", "small", "base")  # sizes for a 2-core CPU: seconds, minutes, tens of minutes to train
 REFERENCES = ("oracle", "copy-last")  # built from a world, no weights
 
 
@@ -21,3 +23,13 @@ def model_class(family: str):
         raise WmkitError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
     module, name = FAMILIES[family].split(":")
     return getattr(import_module(module), name)
+
+
+def preset_config(family: str, preset: str) -> dict:
+    """The config fields a named size sets for a family (`small` is each family's default config)."""
+    if preset not in PRESETS:
+        raise WmkitError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    table = getattr(model_class(family), "presets", None)
+    if table is None:
+        raise WmkitError(f"the {family} model has no presets; trainable families: {', '.join(TRAINABLE)}")
+    return dict(table[preset])

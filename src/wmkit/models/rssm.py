@@ -63,9 +63,17 @@ def _mlp(d_in: int, hidden: int, d_out: int, layers: int = 2) -> nn.Sequential:
     return nn.Sequential(*mods, nn.Linear(d, d_out))
 
 
+PRESETS = {
+    "tiny": {"deter": 64, "groups": 8, "classes": 8, "hidden": 64, "seq_len": 16},
+    "small": {},
+    "base": {"deter": 512, "groups": 32, "classes": 16, "hidden": 512},
+}
+
+
 class RSSMModel(WorldModel):
     family = "rssm"
     config_class = RSSMConfig
+    presets = PRESETS
 
     def __init__(self, spec: ModelSpec, config: RSSMConfig | None = None):
         config = config or RSSMConfig()
