@@ -56,7 +56,7 @@ def test_memory_is_bounded_over_long_rollouts():
             state, _ = model.step(state, future[:, t])
             assert state["k"].shape[3] <= SMALL["window"] - 1
         assert tuple(state["k"].shape) == (3, 2, 2, SMALL["window"] - 1, 16)
-    assert torch.isfinite(state["obs"]).all()
+    assert torch.isfinite(state["x"]).all()
 
 
 def test_trains_and_beats_copy_last(tabletop_data, tmp_path):

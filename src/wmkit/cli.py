@@ -176,19 +176,37 @@ def eval_(
     model = load_model(run, world=dataset.world)
     if model.spec.world != dataset.world:
         raise WmkitError(f"the model was trained on {model.spec.world} but {data} holds {dataset.world}")
+    pixels = None
+    if model.spec.frame_size:  # a pixel model reads frames: load them, and score frames too
+        if dataset.meta.frame_size != model.spec.frame_size:
+            raise WmkitError(f"the model reads {model.spec.frame_size}x{model.spec.frame_size} frames but {data} holds "
+                             f"{'none' if not dataset.meta.frame_size else dataset.meta.frame_size}; evaluate on data "
+                             f"collected with --render {model.spec.frame_size}")
+        if suite is not None:
+            raise WmkitError("the scorecard does not score pixel models yet; drop --suite for accuracy, PSNR and SSIM")
+        dataset = load_dataset(data, frames=True)
     if suite is not None:
         return _scorecard(run, model, dataset, suite, report, references, as_json)
     from wmkit.eval.accuracy import evaluate_accuracy, plot_accuracy
 
     acc = evaluate_accuracy(model, dataset, windows=windows)
+    if model.spec.frame_size:
+        from wmkit.eval.pixels import evaluate_frames
+
+        pixels = evaluate_frames(model, dataset, windows=min(windows, 64))
     if plot is None and Path(run).is_dir():
         plot = Path(run) / "accuracy.png"
     if plot:
         plot_accuracy({Path(run).name: acc}, plot)
     if as_json:
         return _print_json({"model": run, "data": str(data), "world": dataset.world, "accuracy": acc.to_json(),
-                            "plot": str(plot) if plot else None})
+                            "pixels": pixels, "plot": str(plot) if plot else None})
     _print_accuracy(acc.to_json())
+    if pixels:
+        typer.echo(f"\n{'k':>4}{'PSNR':>9}{'copy-last':>11}{'SSIM':>8}{'copy-last':>11}")
+        for r in pixels["by_k"]:
+            typer.echo(f"{r['k']:>4}{r['psnr']:>9.2f}{r['psnr_copy_last']:>11.2f}{r['ssim']:>8.3f}"
+                       f"{r['ssim_copy_last']:>11.3f}")
     if plot:
         typer.echo(f"plot: {plot}")
 

@@ -45,7 +45,9 @@ def open_loop(model, windows, batch, context: int):
     C = context
     physics = windows.physics_of(batch) if batch.episode is not None else None
     sim_state = batch.sim_state[:, C] if batch.sim_state is not None else None
-    state = model.observe(batch.obs[:, : C + 1], batch.actions[:, :C], physics=physics, sim_state=sim_state)
+    frames = batch.frames[:, : C + 1] if batch.frames is not None and model.spec.frame_size else None
+    state = model.observe(batch.obs[:, : C + 1], batch.actions[:, :C], frames=frames, physics=physics,
+                          sim_state=sim_state)
     pred = model.rollout(state, batch.actions[:, C:])
     return pred, batch.obs[:, C + 1:]
 

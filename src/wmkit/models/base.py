@@ -8,6 +8,8 @@
 | `rollout(state, actions[B,H,A]) -> Prediction` | batched imagination, fields shaped [B,H,...] |
 | `loss(batch) -> (scalar, metrics)` | what the trainer minimises |
 
+Pixel models read `frames` [B, T+1, H, W, 3] (uint8, or floats in [0, 1]) in `observe`, beside or
+instead of `obs`, and put decoded frames in `Prediction.frame`.
 `observe` also takes what only the true simulator can use, when the caller knows it: `physics` (the
 parameters of each sequence) and `sim_state` (the exact simulator state at the last context step,
 [B, S] float64). Learned models ignore both; the `oracle` (the true simulator behind these verbs)
@@ -38,6 +40,7 @@ class ModelSpec:
     decodes: tuple[str, ...] = ("state",)  # what `Prediction` can carry: "state" and/or "frame"
     predicts: tuple[str, ...] = ()  # extras: "reward", "termination", "uncertainty"
     context: int = 1  # observations `observe` needs at least (a Markov model needs 1)
+    frame_size: int | None = None  # side of the square frames a pixel model reads and decodes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +97,9 @@ class Prediction:
     reward: torch.Tensor | None = None
     terminated: torch.Tensor | None = None  # probability the episode ends
     obs_std: torch.Tensor | None = None  # uncertainty: ensemble disagreement or predicted std
+    frame: torch.Tensor | None = None  # decoded frame [B, H, W, 3] in [0, 1] (models that decode frames)
 
-    _FIELDS = ("obs", "reward", "terminated", "obs_std")
+    _FIELDS = ("obs", "reward", "terminated", "obs_std", "frame")
 
     @staticmethod
     def stack(steps: list[Prediction]) -> Prediction:
@@ -127,7 +131,7 @@ class WorldModel(nn.Module, ABC):
 
     # ---- the verbs -----------------------------------------------------------------------------
     @abstractmethod
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State: ...
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State: ...
 
     @abstractmethod
     def step(self, state: State, action) -> tuple[State, Prediction]: ...

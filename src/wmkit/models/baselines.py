@@ -21,7 +21,7 @@ class CopyLastModel(WorldModel):
     def __init__(self, spec: ModelSpec, config=None):
         super().__init__(spec.with_(latent_dim=spec.obs_dim, decodes=("state",), predicts=(), context=1), config)
 
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         return State(obs=o[:, -1])
 
@@ -53,7 +53,7 @@ class OracleModel(WorldModel):
         self.env.reset(seed=0)
         self._param_names = self.env.physics_space.names
 
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         B = o.shape[0]
         physics = self._physics_rows(physics, B)

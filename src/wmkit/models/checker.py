@@ -23,27 +23,36 @@ def check_world_model(model, batch: int = 3, context: int | None = None, horizon
     obs = torch.randn(batch, C + 1, D, generator=g) * 0.05
     obs = _plausible_obs(model, obs)
     ctx_actions, future = rand_act(batch, C), rand_act(batch, horizon)
+    kw = {}  # pixel models also read frames
+    if spec.frame_size:
+        S = spec.frame_size
+        kw["frames"] = torch.randint(0, 256, (batch, C + 1, S, S, 3), generator=g, dtype=torch.uint8)
     model.eval()
     with torch.no_grad():
-        state = model.observe(obs, ctx_actions)
+        state = model.observe(obs, ctx_actions, **kw)
         assert state.batch_size == batch, f"observe returned a state of batch {state.batch_size}, expected {batch}"
         nxt, p1 = model.step(state, future[:, 0])
         assert p1.obs is not None and tuple(p1.obs.shape) == (batch, D), f"step obs shape {tuple(p1.obs.shape)}"
-        pred = model.rollout(model.observe(obs, ctx_actions), future)
+        pred = model.rollout(model.observe(obs, ctx_actions, **kw), future)
         assert tuple(pred.obs.shape) == (batch, horizon, D), f"rollout obs shape {tuple(pred.obs.shape)}"
         assert torch.isfinite(pred.obs).all(), "rollout produced NaN or inf"
+        if "frame" in spec.decodes:
+            S = spec.frame_size
+            assert pred.frame is not None and tuple(pred.frame.shape) == (batch, horizon, S, S, 3), \
+                f"rollout frame shape {None if pred.frame is None else tuple(pred.frame.shape)}"
+            assert 0.0 <= float(pred.frame.min()) and float(pred.frame.max()) <= 1.0, "decoded frames leave [0, 1]"
         torch.testing.assert_close(pred.obs[:, 0], p1.obs, msg="rollout's first step differs from step()")
         for name in ("reward", "terminated"):
             v = getattr(pred, name)
             if v is not None:
                 assert tuple(v.shape) == (batch, horizon), f"rollout {name} shape {tuple(v.shape)}"
-        again = model.rollout(model.observe(obs, ctx_actions), future)
+        again = model.rollout(model.observe(obs, ctx_actions, **kw), future)
         assert torch.equal(pred.obs, again.obs), "the same inputs gave different predictions"
         # causality: change actions from step t on; predictions for steps before t must not move
         t = horizon // 2
         changed = future.clone()
         changed[:, t:] = rand_act(batch, horizon - t)
-        alt = model.rollout(model.observe(obs, ctx_actions), changed)
+        alt = model.rollout(model.observe(obs, ctx_actions, **kw), changed)
         leak = (alt.obs[:, :t] - pred.obs[:, :t]).abs().max().item()
         assert leak == 0.0, f"changing actions after step {t} changed earlier predictions by {leak:g} (future leak)"
         moved = (alt.obs[:, t:] - pred.obs[:, t:]).abs().max().item()
@@ -56,7 +65,7 @@ def check_world_model(model, batch: int = 3, context: int | None = None, horizon
             save_model(model, tmp)
             loaded = load_model(tmp)
         with torch.no_grad():
-            re = loaded.rollout(loaded.observe(obs, ctx_actions), future)
+            re = loaded.rollout(loaded.observe(obs, ctx_actions, **kw), future)
         assert torch.equal(pred.obs, re.obs), "predictions changed after a save/load round trip"
 
 

@@ -124,7 +124,7 @@ class EnsembleModel(WorldModel):
         return torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
 
     # ---- verbs ---------------------------------------------------------------------------------
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         o, _ = self.check_context(obs, actions)
         last = o[:, -1]  # Markov: the last observation is the state
         return State(obs=last[:, None].expand(-1, self.config.members, -1).contiguous())  # [B, E, D]

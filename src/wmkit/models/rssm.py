@@ -134,7 +134,7 @@ class RSSMModel(WorldModel):
         return obs, self.reward_head(feat)[..., 0] * self.reward_scale, self.cont_head(feat)[..., 0]
 
     # ---- verbs ---------------------------------------------------------------------------------
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         o, a = self.check_context(obs, actions)
         B = o.shape[0]
         c = self.config

@@ -12,8 +12,18 @@ step embeds one token, attends to the cache, and appends to it; nothing before i
 uncached path (`rollout_uncached`) re-runs the whole token history through the banded attention at
 every step, the reference the cached path must equal.
 
-Trained with teacher forcing on windows of `seq_len` steps (MSE on normalised deltas, reward MSE,
-termination cross-entropy). Deterministic; `obs_std` is not predicted.
+Two kinds of input (`inputs`):
+- `state`: token t embeds the normalised state vector; the output predicts the next one as a delta.
+- `frames` (pixels only): a convolutional encoder (`frames.py`) turns each frame into a latent z_t,
+  the token embeds (z_t, a_t), the output predicts z_{t+1} as a residual, and imagination stays in
+  latent space: the predicted z is the next token's input. A decoder turns any z into a frame, and a
+  linear probe reads the state vector out of z (trained with z held fixed, so the latent is learned
+  from pixels alone; the probe only lets state metrics score a pixel model).
+
+Trained with teacher forcing on windows of `seq_len` steps. State inputs: MSE on normalised deltas.
+Frames: reconstruction of every frame from its own z, of frame t+1 from the predicted z, and a
+latent-consistency term (predicted z_{t+1} against the encoder's, held fixed). Both: reward MSE and
+termination cross-entropy. Deterministic; `obs_std` is not predicted.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from torch import nn
 
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+from wmkit.models.frames import FrameDecoder, FrameEncoder, as_unit_frames
 
 
 @dataclass
@@ -40,13 +51,22 @@ class TransformerConfig:
     seq_len: int = 32
     """steps in each training window"""
     mlp_ratio: int = 4
+    inputs: str = "state"
+    """what the model reads: "state" (state vectors) or "frames" (pixels only)"""
+    latent: int = 128
+    """size of a frame's latent z (inputs="frames")"""
+    channels: int = 32
+    """width of the first convolution of the frame encoder and decoder (inputs="frames")"""
+    latent_weight: float = 1.0
     reward_weight: float = 1.0
     termination_weight: float = 1.0
 
     def __post_init__(self):
         check_fields(self, "transformer config", positive_ints=("width", "layers", "heads", "window", "seq_len",
-                                                                "mlp_ratio"),
-                     nonnegative=("reward_weight", "termination_weight"))
+                                                                "mlp_ratio", "latent", "channels"),
+                     nonnegative=("latent_weight", "reward_weight", "termination_weight"))
+        if self.inputs not in ("state", "frames"):
+            raise WmkitError(f"transformer config: inputs={self.inputs!r} must be 'state' or 'frames'")
         if self.width % self.heads:
             raise WmkitError(f"transformer config: width={self.width} must be a multiple of heads={self.heads}")
         if self.window < 2:
@@ -90,14 +110,28 @@ class TransformerModel(WorldModel):
 
     def __init__(self, spec: ModelSpec, config: TransformerConfig | None = None):
         config = config or TransformerConfig()
-        spec = spec.with_(latent_dim=config.width, decodes=("state",), predicts=("reward", "termination"), context=1)
+        pixels = config.inputs == "frames"
+        if pixels:
+            if spec.frame_size is None:
+                raise WmkitError("a transformer with inputs='frames' needs frames: train on a dataset collected with "
+                                 "--render 64 (wmkit collect ... --render 64)")
+            spec = spec.with_(latent_dim=config.latent, decodes=("frame", "state"))
+        else:
+            spec = spec.with_(latent_dim=config.width, decodes=("state",), frame_size=None)
+        spec = spec.with_(predicts=("reward", "termination"), context=1)
         super().__init__(spec, config)
         D, A, c = spec.obs_dim, spec.action_dim, config
-        self.embed = nn.Linear(D + A, c.width)
+        self.pixels = pixels
+        x_dim = c.latent if pixels else D
+        if pixels:
+            self.encoder = FrameEncoder(spec.frame_size, c.channels, c.latent)
+            self.decoder = FrameDecoder(spec.frame_size, c.channels, c.latent)
+            self.probe = nn.Linear(c.latent, D)  # the state vector read out of z
+        self.embed = nn.Linear(x_dim + A, c.width)
         self.blocks = nn.ModuleList(_Block(c) for _ in range(c.layers))
         self.distance_bias = nn.Parameter(torch.zeros(c.heads, c.window))  # per head, distance 0 .. window-1
         self.norm = nn.LayerNorm(c.width)
-        self.head = nn.Linear(c.width, D + 2)  # delta (normalised), reward, termination logit
+        self.head = nn.Linear(c.width, x_dim + 2)  # next input (a delta), reward, termination logit
         for name, size in (("obs", D), ("act", A), ("delta", D)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
@@ -117,18 +151,47 @@ class TransformerModel(WorldModel):
             self.obs_high.copy_(stats["obs_max"] + 0.5 * span)
 
     # ---- pieces --------------------------------------------------------------------------------
-    def _tokens(self, obs, act):
-        x = torch.cat([(obs - self.obs_mean) / self.obs_std, (act - self.act_mean) / self.act_std], -1)
-        return self.embed(x)
+    # `x` is what a token reads besides the action: the raw state vector (inputs="state") or the
+    # frame's latent z (inputs="frames").
+    def _tokens(self, x, act):
+        if not self.pixels:
+            x = (x - self.obs_mean) / self.obs_std
+        return self.embed(torch.cat([x, (act - self.act_mean) / self.act_std], -1))
 
-    def _outputs(self, x, obs):
-        """Final token states x [..., W] and the observations they saw -> next obs, reward, logit, delta."""
-        out = self.head(self.norm(x))
-        D = self.spec.obs_dim
-        delta = out[..., :D]
-        nxt = obs + delta * self.delta_std + self.delta_mean
-        nxt = torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
-        return nxt, out[..., D] * self.reward_scale, out[..., D + 1], delta
+    def _advance(self, x, h):
+        """Final token states h [..., W] and the inputs x they saw -> next x, prediction, raw delta."""
+        out = self.head(self.norm(h))
+        dx, reward, logit = out[..., :-2], out[..., -2] * self.reward_scale, out[..., -1]
+        if self.pixels:
+            nxt = x + dx
+            obs = self.probe(nxt) * self.obs_std + self.obs_mean
+            pred = Prediction(obs=obs, reward=reward, terminated=torch.sigmoid(logit), frame=self.decoder(nxt))
+        else:
+            nxt = x + dx * self.delta_std + self.delta_mean
+            nxt = torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
+            pred = Prediction(obs=nxt, reward=reward, terminated=torch.sigmoid(logit))
+        return nxt, pred, dx, logit
+
+    def _inputs(self, obs, actions, frames):
+        """The checked context as token inputs x [B, T+1, X] and actions [B, T, A]."""
+        if not self.pixels:
+            return self.check_context(obs, actions)
+        a = self.check_actions(actions, ndim=3)
+        f = self.check_frames(frames)
+        if a.ndim != 3 or a.shape[:2] != (f.shape[0], f.shape[1] - 1) or a.shape[-1] != self.spec.action_dim:
+            raise WmkitError(f"context actions have shape {tuple(a.shape)}; expected [{f.shape[0]}, {f.shape[1] - 1}, "
+                             f"{self.spec.action_dim}] (one action fewer than frames)")
+        return self.encoder(f), a
+
+    def check_frames(self, frames) -> torch.Tensor:
+        S = self.spec.frame_size
+        if frames is None:
+            raise WmkitError(f"this model reads frames: pass frames=[B, T+1, {S}, {S}, 3] to observe")
+        f = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
+        if f.ndim != 5 or tuple(f.shape[2:]) != (S, S, 3):
+            raise WmkitError(f"frames have shape {tuple(f.shape)}; expected [B, T+1, {S}, {S}, 3] (RGB, the size "
+                             f"the model was trained on)")
+        return f.to(self.device)
 
     def _banded_bias(self, T: int, device) -> torch.Tensor:
         """[heads, T, T] additive attention bias: learned per distance inside the window, -inf elsewhere."""
@@ -155,48 +218,48 @@ class TransformerModel(WorldModel):
         return torch.stack([k[:, :, -keep:] for k in keys], 1), torch.stack([v[:, :, -keep:] for v in values], 1)
 
     # ---- verbs ---------------------------------------------------------------------------------
-    def observe(self, obs, actions, *, physics=None, sim_state=None) -> State:
-        o, a = self.check_context(obs, actions)
-        B, dh, c = o.shape[0], self.config.width // self.config.heads, self.config
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
+        x, a = self._inputs(obs, actions, frames)
+        B, dh, c = x.shape[0], self.config.width // self.config.heads, self.config
         if a.shape[1] == 0:
-            empty = o.new_zeros(B, c.layers, c.heads, 0, dh)
-            return State(obs=o[:, -1], k=empty, v=empty.clone())
-        _, keys, values = self._sequence(self._tokens(o[:, :-1], a))
+            empty = x.new_zeros(B, c.layers, c.heads, 0, dh)
+            return State(x=x[:, -1], k=empty, v=empty.clone())
+        _, keys, values = self._sequence(self._tokens(x[:, :-1], a))
         k, v = self._cache_from(keys, values)
-        return State(obs=o[:, -1], k=k, v=v)
+        return State(x=x[:, -1], k=k, v=v)
 
     def step(self, state: State, action) -> tuple[State, Prediction]:
         a = self.check_actions(action, ndim=2)
         if a.shape[0] != state.batch_size:
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
-        obs, cache_k, cache_v = state["obs"], state["k"], state["v"]
+        x, cache_k, cache_v = state["x"], state["k"], state["v"]
         n = cache_k.shape[3]
-        x = self._tokens(obs, a)[:, None]  # [B, 1, W]
+        h = self._tokens(x, a)[:, None]  # [B, 1, W]
         bias = self.distance_bias[:, :n + 1].flip(-1)[:, None, :]  # distances n .. 0 to cached then self
         new_k, new_v = [], []
         for li, block in enumerate(self.blocks):
-            q, k, v = block.split(x)
+            q, k, v = block.split(h)
             k = torch.cat([cache_k[:, li], k], 2)
             v = torch.cat([cache_v[:, li], v], 2)
             new_k.append(k)
             new_v.append(v)
-            x = block.finish(x, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
-        nxt, reward, logit, _ = self._outputs(x[:, 0], obs)
+            h = block.finish(h, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+        nxt, pred, _, _ = self._advance(x, h[:, 0])
         k, v = self._cache_from(new_k, new_v)
-        return State(obs=nxt, k=k, v=v), Prediction(obs=nxt, reward=reward, terminated=torch.sigmoid(logit))
+        return State(x=nxt, k=k, v=v), pred
 
     @torch.no_grad()
-    def rollout_uncached(self, obs, actions, future) -> Prediction:
+    def rollout_uncached(self, obs, actions, future, frames=None) -> Prediction:
         """The reference: every step re-runs the whole history (context and imagined) without a cache."""
-        o, a = self.check_context(obs, actions)
+        x, a = self._inputs(obs, actions, frames)
         f = self.check_actions(future, ndim=3)
-        hist_o, hist_a, preds = [o[:, t] for t in range(o.shape[1])], list(a.unbind(1)), []
+        hist_x, hist_a, preds = list(x.unbind(1)), list(a.unbind(1)), []
         for t in range(f.shape[1]):
             hist_a.append(f[:, t])
-            x, _, _ = self._sequence(self._tokens(torch.stack(hist_o, 1), torch.stack(hist_a, 1)))
-            nxt, reward, logit, _ = self._outputs(x[:, -1], hist_o[-1])
-            hist_o.append(nxt)
-            preds.append(Prediction(obs=nxt, reward=reward, terminated=torch.sigmoid(logit)))
+            h, _, _ = self._sequence(self._tokens(torch.stack(hist_x, 1), torch.stack(hist_a, 1)))
+            nxt, pred, _, _ = self._advance(hist_x[-1], h[:, -1])
+            hist_x.append(nxt)
+            preds.append(pred)
         return Prediction.stack(preds)
 
     @property
@@ -205,15 +268,33 @@ class TransformerModel(WorldModel):
 
     def loss(self, batch):
         obs, act = batch.obs, batch.actions  # [B, L+1, D], [B, L, A]
-        if act.shape[1] > self.config.window:
-            raise WmkitError(f"training windows of {act.shape[1]} steps exceed the attention window "
-                             f"{self.config.window}; lower seq_len or raise window")
-        x, _, _ = self._sequence(self._tokens(obs[:, :-1], act))
-        _, reward, logit, delta = self._outputs(x, obs[:, :-1])
-        target = (obs[:, 1:] - obs[:, :-1] - self.delta_mean) / self.delta_std
-        mse = F.mse_loss(delta, target)
-        rew_loss = F.mse_loss(reward / self.reward_scale, batch.rewards / self.reward_scale)
-        term_loss = F.binary_cross_entropy_with_logits(logit, batch.terminated)
         c = self.config
-        total = mse + c.reward_weight * rew_loss + c.termination_weight * term_loss
-        return total, {"delta_mse": mse.item(), "reward_mse": rew_loss.item(), "termination_bce": term_loss.item()}
+        if act.shape[1] > c.window:
+            raise WmkitError(f"training windows of {act.shape[1]} steps exceed the attention window "
+                             f"{c.window}; lower seq_len or raise window")
+        metrics = {}
+        if self.pixels:
+            if batch.frames is None:
+                raise WmkitError("this model trains on frames; load the dataset with frames=True")
+            target = as_unit_frames(batch.frames)
+            z = self.encoder(batch.frames)
+            h, _, _ = self._sequence(self._tokens(z[:, :-1], act))
+            pred_z, _, _, logit = self._advance(z[:, :-1], h)
+            recon = F.mse_loss(self.decoder(z), target)
+            predicted = F.mse_loss(self.decoder(pred_z), target[:, 1:])
+            latent = F.mse_loss(pred_z, z[:, 1:].detach())
+            probe = F.mse_loss(self.probe(z.detach()), (obs - self.obs_mean) / self.obs_std)
+            main = recon + predicted + c.latent_weight * latent + probe
+            metrics.update(recon_mse=recon.item(), frame_mse=predicted.item(), latent_mse=latent.item(),
+                           probe_mse=probe.item())
+        else:
+            h, _, _ = self._sequence(self._tokens(obs[:, :-1], act))
+            _, _, delta, logit = self._advance(obs[:, :-1], h)
+            target = (obs[:, 1:] - obs[:, :-1] - self.delta_mean) / self.delta_std
+            main = F.mse_loss(delta, target)
+            metrics["delta_mse"] = main.item()
+        reward = self.head(self.norm(h))[..., -2]
+        rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
+        term_loss = F.binary_cross_entropy_with_logits(logit, batch.terminated)
+        total = main + c.reward_weight * rew_loss + c.termination_weight * term_loss
+        return total, {**metrics, "reward_mse": rew_loss.item(), "termination_bce": term_loss.item()}

@@ -105,10 +105,11 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     elif out.exists() and any(out.iterdir()):
         raise WmkitError(f"{out} exists and is not a run that can be resumed; choose a new --out folder")
 
-    dataset = load_dataset(data, val_fraction=cfg.val_fraction)
+    pixels = (model_config or {}).get("inputs") == "frames"  # a pixel model: load the frames too
+    dataset = load_dataset(data, val_fraction=cfg.val_fraction, frames=pixels)
     device = cfg.resolved_device()
     torch.manual_seed(cfg.seed)
-    spec = _spec_for(dataset)
+    spec = _spec_for(dataset, pixels)
     model = make_model(family, spec, **(model_config or {})).to(device)
     model.set_normalizer({k: v.to(device) for k, v in dataset.stats("train").items()})
     context = model.spec.context - 1
@@ -206,10 +207,11 @@ def _resume(out: Path, model, optimizer, generator, fingerprint: str, n_episodes
     return info["step"], info["elapsed_s"]
 
 
-def _spec_for(dataset):
+def _spec_for(dataset, pixels: bool = False):
     from wmkit.models import ModelSpec
 
-    return ModelSpec.from_dataset_meta(dataset.meta, latent_dim=dataset.meta.obs_dim)
+    return ModelSpec.from_dataset_meta(dataset.meta, latent_dim=dataset.meta.obs_dim,
+                                       frame_size=dataset.meta.frame_size if pixels else None)
 
 
 def _val_batch(dataset, context, model, n, device):
@@ -221,7 +223,9 @@ def _val_batch(dataset, context, model, n, device):
     keep = len(batch) - len(batch) % getattr(model.config, "members", 1)
     if keep == 0:
         return None
-    return type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep]).to(device)
+    frames = batch.frames[:keep] if batch.frames is not None else None
+    return type(batch)(batch.obs[:keep], batch.actions[:keep], batch.rewards[:keep], batch.terminated[:keep],
+                       frames=frames).to(device)
 
 
 @torch.no_grad()

@@ -1,0 +1,90 @@
+"""Pixel models: frames in, frames out (the transformer with inputs="frames"), PSNR and SSIM, refusals."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import wmkit
+from wmkit.data.collect import collect
+from wmkit.errors import WmkitError
+from wmkit.eval.pixels import evaluate_frames, filmstrip, psnr, ssim
+from wmkit.models import ModelSpec, load_model, make_model, preset_config
+from wmkit.models.checker import check_world_model
+from wmkit.train import TrainConfig, train
+
+PIXELS = {**preset_config("transformer", "tiny"), "inputs": "frames", "latent": 64, "channels": 16, "seq_len": 8}
+
+
+@pytest.fixture(scope="module")
+def pixel_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pixels") / "tabletop32"
+    collect("Tabletop-v0", 16, out, policy="noise", seed=0, render=32, max_steps=60, progress=False)
+    return out
+
+
+def _spec(frame_size=32):
+    return ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
+                     action_low=(-1.0, -1.0), action_high=(1.0, 1.0), frame_size=frame_size)
+
+
+def test_pixel_transformer_keeps_the_contract():
+    model = make_model("transformer", _spec(), **PIXELS)
+    assert model.spec.decodes == ("frame", "state")
+    check_world_model(model)  # shapes (frames too), determinism, causality, save/load
+
+
+def test_psnr_and_ssim_rank_frames():
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(2, 32, 32, 3, generator=g)
+    slightly = (frame + 0.02 * torch.randn(frame.shape, generator=g)).clamp(0, 1)
+    badly = (frame + 0.3 * torch.randn(frame.shape, generator=g)).clamp(0, 1)
+    assert torch.allclose(ssim(frame, frame), torch.ones(2)) and (psnr(frame, frame) == 100).all()
+    assert (psnr(frame, slightly) > psnr(frame, badly)).all() and (ssim(frame, slightly) > ssim(frame, badly)).all()
+    assert (ssim(frame, badly) < 0.8).all() and (ssim(frame, slightly) > 0.95).all()
+    # PSNR of a constant error e is -20 log10(e)
+    assert torch.allclose(psnr(torch.zeros(1, 8, 8, 3), torch.full((1, 8, 8, 3), 0.1)), torch.tensor([20.0]))
+
+
+def test_trains_from_pixels_and_is_scored_on_frames(pixel_data, tmp_path):
+    data = wmkit.load_dataset(pixel_data, frames=True)
+    fresh = tmp_path / "fresh"
+    for run, steps in ((fresh, 1), (tmp_path / "run", 250)):
+        train(pixel_data, run, "transformer", TrainConfig(steps=steps, batch_size=16, lr=2e-3, log_every=50),
+              model_config=PIXELS, progress=False)
+    before = evaluate_frames(load_model(fresh), data, horizons=(1, 5))["by_k"]
+    model = load_model(tmp_path / "run")
+    after = evaluate_frames(model, data, horizons=(1, 5))["by_k"]
+    for b, a in zip(before, after):
+        assert a["psnr"] > b["psnr"] + 3.0 and a["ssim"] > b["ssim"], (before, after)
+    strip = filmstrip(model, data, steps=4, every=2)
+    assert strip.shape == (64, 128, 3) and strip.dtype.name == "uint8" and strip.std() > 5
+    out = subprocess.run([sys.executable, "-m", "wmkit.cli", "eval", str(tmp_path / "run"), "--data", str(pixel_data),
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    pix = json.loads(out.stdout)["pixels"]["by_k"]
+    assert [r["k"] for r in pix] == [1, 5, 10, 25, 50] and all(0 < r["ssim"] <= 1 for r in pix)
+
+
+def test_pixel_input_is_checked(pixel_data, tabletop_data):
+    model = make_model("transformer", _spec(), **PIXELS)
+    obs, acts = torch.zeros(2, 3, 12), torch.zeros(2, 2, 2)
+    with pytest.raises(WmkitError, match="pass frames="):
+        model.observe(obs, acts)
+    with pytest.raises(WmkitError, match=r"frames have shape \(2, 3, 64, 64, 3\); expected \[B, T\+1, 32, 32, 3\]"):
+        model.observe(obs, acts, frames=torch.zeros(2, 3, 64, 64, 3, dtype=torch.uint8))
+    with pytest.raises(WmkitError, match="expected \\[B, T\\+1, 32, 32, 3\\]"):
+        model.observe(obs, acts, frames=torch.zeros(2, 3, 32, 32, 1, dtype=torch.uint8))  # one channel
+    with pytest.raises(WmkitError, match="needs frames: train on a dataset collected with --render"):
+        make_model("transformer", _spec(None), **PIXELS)
+    with pytest.raises(WmkitError, match="power of two"):
+        make_model("transformer", _spec(48), **PIXELS)
+    with pytest.raises(WmkitError, match="inputs='pixels' must be 'state' or 'frames'"):
+        make_model("transformer", _spec(), inputs="pixels")
+    with pytest.raises(WmkitError, match="does not decode frames"):
+        evaluate_frames(make_model("transformer", _spec(None)), wmkit.load_dataset(pixel_data, frames=True))
+    with pytest.raises(WmkitError, match="holds no frames; collect with --render"):
+        train(tabletop_data, pixel_data.parent / "nope", "transformer", TrainConfig(steps=1), model_config=PIXELS,
+              progress=False)
