@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +89,53 @@ def test_pixel_input_is_checked(pixel_data, tabletop_data):
     with pytest.raises(WmkitError, match="holds no frames; collect with --render"):
         train(tabletop_data, pixel_data.parent / "nope", "transformer", TrainConfig(steps=1), model_config=PIXELS,
               progress=False)
+
+
+def test_a_pixel_model_can_be_played_in_a_session(tmp_path):
+    from wmkit.interactive.session import Session
+
+    model = make_model("transformer", _spec().with_(frame_camera="top"), **PIXELS)
+    s = Session(model, seed=3)
+    start = s.frame("imagined", size=32)
+    assert np.array_equal(start, s.frame("twin", size=32))  # it starts from the twin's own frame
+    results = [s.step([1.0, 0.0]) for _ in range(5)]
+    assert results[-1].twin_obs is not None and results[-1].obs.shape == (12,)
+    imagined = s.frame("imagined", size=64)
+    assert imagined.shape == (64, 64, 3) and imagined.dtype == np.uint8
+    after_five = s.image.copy()
+    branch = s.fork()
+    branch.step([-1.0, 0.0])
+    s.rewind(2)
+    for _ in range(3):
+        s.step([1.0, 0.0])
+    assert np.array_equal(s.image, after_five)  # a replay imagines the same frames
+    s.intervene(obs={2: 0.1, 3: -0.1})  # move the cup: the model re-observes the twin's frame of it
+    assert not np.array_equal(s.image, after_five)
+    with pytest.raises(WmkitError, match=r"image has shape \(8, 8, 3\)"):
+        Session(model, image=np.zeros((8, 8, 3), np.uint8))
+    Session(model, image=start)  # any frame of the right size can start it
+    with pytest.raises(WmkitError, match="reads state vectors, not images"):
+        Session(make_model("transformer", _spec(None)), image=start)
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx`")  # starlette's note about its test client
+def test_the_server_shows_a_pixel_model_by_its_decoded_frames():
+    """In-process (the transport itself is tested against a real uvicorn in test_server.py)."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from wmkit.interactive.server import create_app
+
+    model = make_model("transformer", _spec().with_(frame_camera="top"), **PIXELS)
+    with TestClient(create_app(model)) as client:
+        sid = client.post("/api/sessions", json={"seed": 0}).json()["id"]
+        reply = client.post(f"/api/sessions/{sid}/step", json={"action": [0.5, 0.5]}).json()
+        assert reply["t"] == 1 and len(reply["obs"]) == 12 and len(reply["twin_obs"]) == 12
+        png = client.get(f"/api/sessions/{sid}/frame", params={"which": "imagined", "size": 64})
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        image = np.asarray(Image.open(io.BytesIO(png.content)))
+        assert image.shape == (64, 64, 3)
+        session = client.app.state.sessions[sid][0]
+        assert np.array_equal(image[::2, ::2], session.image)  # the decoded frame, scaled up, not a rendering

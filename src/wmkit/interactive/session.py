@@ -11,6 +11,10 @@ predicts them, the twin's observation, their divergence (normalised distance) an
   dimensions (move the cup) in both the imagination and the twin, and physics values in the twin.
   The model re-observes the edited observation (a model with memory restarts its memory there).
 
+Pixel models (`spec.frame_size`) start from a frame: `image=`, or the twin's first frame rendered
+from the model's camera; the imagined view is then the model's own decoded frame, and an
+intervention re-observes the twin's frame of the edited state.
+
 Memory stays bounded however long a session runs: only the last `max_history` steps are kept.
 Everything is deterministic under the seed.
 """
@@ -55,11 +59,12 @@ class _Moment:
     twin: np.ndarray | None  # the twin's exact simulator state
     twin_obs: np.ndarray | None
     twin_physics: dict | None
+    image: np.ndarray | None  # a pixel model's imagined frame, uint8 [S, S, 3]
 
 
 class Session:
     def __init__(self, model, *, seed: int = 0, physics=None, twin: bool = True, obs=None, context=None,
-                 sim_state=None, scale=None, max_history: int = 1024):
+                 sim_state=None, image=None, scale=None, max_history: int = 1024):
         """Start from the world's own reset (seeded); or from an observation `obs`; or from a recorded
         episode prefix `context=(obs [T+1, D], actions [T, A])`, which the model observes whole (a model
         with memory keeps it); or from an exact simulator state `sim_state`. The twin starts from the
@@ -77,6 +82,12 @@ class Session:
         self.seed = seed
         self.max_history = max_history
         D = self.spec.obs_dim
+        self.pixels = bool(self.spec.frame_size)
+        if self.pixels and context is not None:
+            raise WmkitError("a pixel model starts from one frame (image=) or the world's reset; a recorded "
+                             "state-vector context cannot feed it")
+        if image is not None and not self.pixels:
+            raise WmkitError(f"the {model.family} model reads state vectors, not images; drop image=")
         self.scale = np.ones(D) if scale is None else np.asarray(scale, dtype=np.float64).clip(1e-6)
         if self.scale.shape != (D,):
             raise WmkitError(f"scale has shape {self.scale.shape}; expected ({D},)")
@@ -108,6 +119,7 @@ class Session:
         self.t = 0
         self.obs = np.asarray(first, dtype=np.float64)
         self._twin_obs = self.obs.copy() if self.has_twin else None
+        self.image = self._check_image(image) if image is not None else self._twin_image()
         self.state = self._observe(self.obs, ctx_obs, ctx_act)
         self.history: deque[_Moment] = deque(maxlen=max_history)
         self.latencies: deque[float] = deque(maxlen=1000)
@@ -128,6 +140,22 @@ class Session:
                              f"finite numbers")
         return o
 
+    def _check_image(self, image) -> np.ndarray:
+        S = self.spec.frame_size
+        im = np.asarray(image)
+        if im.shape != (S, S, 3) or im.dtype != np.uint8:
+            raise WmkitError(f"image has shape {im.shape} and dtype {im.dtype}; this model reads uint8 RGB frames "
+                             f"of shape ({S}, {S}, 3)")
+        return im
+
+    def _twin_image(self) -> np.ndarray | None:
+        """For a pixel model: the true world's frame now, from the model's camera at its frame size."""
+        if not self.pixels:
+            return None
+        if self.world is None:
+            raise WmkitError(f"{self.spec.world} cannot be rendered here: start the pixel model from image=")
+        return self.world.render_frame(self.spec.frame_camera, self.spec.frame_size)
+
     def _observe(self, obs: np.ndarray, ctx_obs=None, ctx_act=None):
         if ctx_obs is not None:
             o = torch.as_tensor(ctx_obs, dtype=torch.float32)[None]
@@ -139,15 +167,16 @@ class Session:
         if self.world is not None and self._can_restore() and self.model.family == "oracle":
             sim = torch.from_numpy(self.world.get_state())[None]
         physics = [dict(self.world.physics)] if self.world is not None else None
+        frames = torch.from_numpy(self.image.copy())[None, None].to(self.model.device) if self.pixels else None
         with torch.no_grad():
-            return self.model.observe(o.to(self.model.device), acts.to(self.model.device), physics=physics,
-                                      sim_state=sim)
+            return self.model.observe(o.to(self.model.device), acts.to(self.model.device), frames=frames,
+                                      physics=physics, sim_state=sim)
 
     def _remember(self) -> None:
         twin = self.world.get_state() if self.has_twin else None
         self.history.append(_Moment(self.t, self.state.clone(), self.obs.copy(), twin,
                                     None if self._twin_obs is None else self._twin_obs.copy(),
-                                    dict(self.world.physics) if self.world is not None else None))
+                                    dict(self.world.physics) if self.world is not None else None, self.image))
 
     def check_action(self, action) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
@@ -166,6 +195,8 @@ class Session:
                                                .to(self.model.device))
         latency = (time.perf_counter() - t0) * 1e3
         self.obs = pred.obs[0].double().cpu().numpy()
+        if self.pixels:
+            self.image = (pred.frame[0] * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         scalar = lambda x: None if x is None else float(x[0])  # noqa: E731
         unc = None if pred.obs_std is None else float(np.mean(pred.obs_std[0].double().cpu().numpy() / self.scale))
         twin_obs = twin_reward = divergence = None
@@ -207,7 +238,7 @@ class Session:
         while self.history[-1].t != t:
             self.history.pop()
         m = self.history[-1]
-        self.t, self.state, self.obs = m.t, m.state.clone(), m.obs.copy()
+        self.t, self.state, self.obs, self.image = m.t, m.state.clone(), m.obs.copy(), m.image
         if self.has_twin:
             self.world.set_physics(m.twin_physics)
             self.world.set_state(m.twin)
@@ -237,13 +268,24 @@ class Session:
             self.world.state_from_obs(twin)
             self._twin_obs = twin
         self.obs = edited
+        if self.pixels:  # a pixel model sees the edit through the twin's frame of the edited world
+            saved = self.world.get_state() if self.has_twin else None
+            self.world.state_from_obs(edited)
+            self.image = self._twin_image()
+            if saved is not None:
+                self.world.set_state(saved)
         self.state = self._observe(edited)
         if self.history:
             self.history.pop()
         self._remember()
 
     def frame(self, which: str = "imagined", camera: str | None = None, size: int = 128) -> np.ndarray:
-        """An RGB frame of the imagined state (rendered by the true simulator from the predicted state) or the twin."""
+        """An RGB frame of the imagined state (a pixel model's decoded frame; for a state model, the true
+        simulator's rendering of the predicted state) or of the twin."""
+        if which == "imagined" and self.pixels:  # the model's own frame, scaled to the size asked for
+            from PIL import Image
+
+            return np.asarray(Image.fromarray(self.image).resize((size, size), Image.NEAREST))
         if self.world is None:
             raise WmkitError(f"{self.spec.world} cannot be rendered here")
         if which == "twin":

@@ -41,6 +41,7 @@ class ModelSpec:
     predicts: tuple[str, ...] = ()  # extras: "reward", "termination", "uncertainty"
     context: int = 1  # observations `observe` needs at least (a Markov model needs 1)
     frame_size: int | None = None  # side of the square frames a pixel model reads and decodes
+    frame_camera: str | None = None  # the camera those frames come from
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,7 +21,7 @@ Two kinds of input (`inputs`):
   from pixels alone; the probe only lets state metrics score a pixel model).
 
 Trained with teacher forcing on windows of `seq_len` steps. State inputs: MSE on normalised deltas.
-Frames: reconstruction of every frame from its own z, of frame t+1 from the predicted z, and a
+Frames: reconstruction of every 4th frame from its own z, of frame t+1 from the predicted z, and a
 latent-consistency term (predicted z_{t+1} against the encoder's, held fixed). Both: reward MSE and
 termination cross-entropy. Deterministic; `obs_std` is not predicted.
 """
@@ -117,7 +117,7 @@ class TransformerModel(WorldModel):
                                  "--render 64 (wmkit collect ... --render 64)")
             spec = spec.with_(latent_dim=config.latent, decodes=("frame", "state"))
         else:
-            spec = spec.with_(latent_dim=config.width, decodes=("state",), frame_size=None)
+            spec = spec.with_(latent_dim=config.width, decodes=("state",), frame_size=None, frame_camera=None)
         spec = spec.with_(predicts=("reward", "termination"), context=1)
         super().__init__(spec, config)
         D, A, c = spec.obs_dim, spec.action_dim, config
@@ -280,7 +280,7 @@ class TransformerModel(WorldModel):
             z = self.encoder(batch.frames)
             h, _, _ = self._sequence(self._tokens(z[:, :-1], act))
             pred_z, _, _, logit = self._advance(z[:, :-1], h)
-            recon = F.mse_loss(self.decoder(z), target)
+            recon = F.mse_loss(self.decoder(z[:, ::4]), target[:, ::4])  # every 4th frame: decoding is the cost
             predicted = F.mse_loss(self.decoder(pred_z), target[:, 1:])
             latent = F.mse_loss(pred_z, z[:, 1:].detach())
             probe = F.mse_loss(self.probe(z.detach()), (obs - self.obs_mean) / self.obs_std)

@@ -130,8 +130,14 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     stopping = _StopFlag()
     log = (out / "log.jsonl").open("a")
-    bar = progress_bar(progress, "loss {task.fields[loss]:.4f}")
-    task = bar.add_task(f"train {family}", total=cfg.steps, completed=step, loss=float("nan"))
+    # the bar shows how fast training eats data (frames/s for pixel models, transitions/s for state models)
+    # and an ETA that respects a --minutes budget
+    unit = "frames/s" if pixels else "transitions/s"
+    per_window = model.spec.context + model.train_window  # observations in one training window
+    bar = progress_bar(progress, "loss {task.fields[loss]:.4f}", "{task.fields[rate]:,.0f} " + unit,
+                       "ETA {task.fields[eta]}", time_left=False)
+    task = bar.add_task(f"train {family}", total=cfg.steps, completed=step, loss=float("nan"), rate=0.0, eta="-")
+    rate_window = []  # (time, step) of recent steps, for the rate and the ETA
     t_start, last_log, steps_since_log = time.perf_counter() - elapsed, time.perf_counter(), 0
     this_call = 0
     try:
@@ -154,12 +160,20 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     now = time.perf_counter()
                     row = {"step": step, "loss": loss.item(), **metrics, "elapsed_s": round(elapsed, 2),
-                           "samples_per_s": round(steps_since_log * per_step / max(now - last_log, 1e-9), 1)}
+                           "samples_per_s": round(steps_since_log * per_step / max(now - last_log, 1e-9), 1),
+                           "frames_per_s" if pixels else "transitions_per_s":
+                               round(steps_since_log * per_step * per_window / max(now - last_log, 1e-9), 1)}
                     if val_batch is not None:
                         row["val_loss"] = _val_loss(model, val_batch)
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     last_log, steps_since_log = now, 0
+                rate_window = [*rate_window[-49:], (time.perf_counter(), step)]
+                if len(rate_window) > 1:
+                    (t0, s0), (t1, s1) = rate_window[0], rate_window[-1]
+                    steps_per_s = (s1 - s0) / max(t1 - t0, 1e-9)
+                    left = min((cfg.steps - step) / max(steps_per_s, 1e-9), budget_s - elapsed)
+                    bar.update(task, rate=steps_per_s * per_step * per_window, eta=_clock(left))
                 bar.update(task, completed=step, loss=loss.item())
                 if step % cfg.checkpoint_every == 0:
                     _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint)
@@ -170,6 +184,11 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     # reached only without an exception: a step that failed is never written over a good checkpoint
     _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint)
     return out
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _read_run(run_file: Path) -> dict:
@@ -210,8 +229,9 @@ def _resume(out: Path, model, optimizer, generator, fingerprint: str, n_episodes
 def _spec_for(dataset, pixels: bool = False):
     from wmkit.models import ModelSpec
 
-    return ModelSpec.from_dataset_meta(dataset.meta, latent_dim=dataset.meta.obs_dim,
-                                       frame_size=dataset.meta.frame_size if pixels else None)
+    meta = dataset.meta
+    return ModelSpec.from_dataset_meta(meta, latent_dim=meta.obs_dim, frame_size=meta.frame_size if pixels else None,
+                                       frame_camera=meta.cameras[0] if pixels and meta.cameras else None)
 
 
 def _val_batch(dataset, context, model, n, device):
