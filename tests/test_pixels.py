@@ -37,6 +37,24 @@ def test_pixel_transformer_keeps_the_contract():
     check_world_model(model)  # shapes (frames too), determinism, causality, save/load
 
 
+@pytest.mark.parametrize("residual", [True, False])
+def test_pixel_rollouts_are_the_same_with_and_without_the_cache(residual):
+    torch.manual_seed(0)
+    model = make_model("transformer", _spec(), **{**PIXELS, "window": 4, "frame_residual": residual}).eval()
+    torch.nn.init.normal_(model.distance_bias, std=0.5)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.randint(0, 256, (2, 6, 32, 32, 3), generator=g, dtype=torch.uint8)
+    ctx, future = torch.rand(2, 5, 2, generator=g) * 2 - 1, torch.rand(2, 9, 2, generator=g) * 2 - 1
+    with torch.no_grad():
+        cached = model.rollout(model.observe(torch.zeros(2, 6, 12), ctx, frames=frames), future)
+    reference = model.rollout_uncached(torch.zeros(2, 6, 12), ctx, future, frames=frames)
+    torch.testing.assert_close(cached.frame, reference.frame, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(cached.obs, reference.obs, atol=1e-4, rtol=1e-4)
+    if residual:  # the first imagined frame is the last real one plus a decoded change
+        last = frames[:, -1].float() / 255
+        assert (cached.frame[:, 0] - last).abs().mean() < (cached.frame[:, 0] - 0.5).abs().mean()
+
+
 def test_psnr_and_ssim_rank_frames():
     g = torch.Generator().manual_seed(0)
     frame = torch.rand(2, 32, 32, 3, generator=g)

@@ -18,7 +18,9 @@ Two kinds of input (`inputs`):
   the token embeds (z_t, a_t), the output predicts z_{t+1} as a residual, and imagination stays in
   latent space: the predicted z is the next token's input. A decoder turns any z into a frame, and a
   linear probe reads the state vector out of z (trained with z held fixed, so the latent is learned
-  from pixels alone; the probe only lets state metrics score a pixel model).
+  from pixels alone; the probe only lets state metrics score a pixel model). With `frame_residual`
+  (the default) an imagined frame is the previous frame plus D(z_{t+1}) - D(z_t): the decoder paints
+  only what changes, and the static scene stays as sharp as the last real frame.
 
 Trained with teacher forcing on windows of `seq_len` steps. State inputs: MSE on normalised deltas.
 Frames: reconstruction of every 4th frame from its own z, of frame t+1 from the predicted z, and a
@@ -57,6 +59,11 @@ class TransformerConfig:
     """size of a frame's latent z (inputs="frames")"""
     channels: int = 32
     """width of the first convolution of the frame encoder and decoder (inputs="frames")"""
+    moving_weight: float = 20.0
+    """extra weight of pixels that change between consecutive frames, in the frame losses"""
+    frame_residual: bool = True
+    """paint each imagined frame as the last frame plus the change the decoder sees between the latents
+    (D(z_t+1) - D(z_t)), so what does not move stays as sharp as the last real frame"""
     latent_weight: float = 1.0
     reward_weight: float = 1.0
     termination_weight: float = 1.0
@@ -64,7 +71,7 @@ class TransformerConfig:
     def __post_init__(self):
         check_fields(self, "transformer config", positive_ints=("width", "layers", "heads", "window", "seq_len",
                                                                 "mlp_ratio", "latent", "channels"),
-                     nonnegative=("latent_weight", "reward_weight", "termination_weight"))
+                     nonnegative=("latent_weight", "moving_weight", "reward_weight", "termination_weight"))
         if self.inputs not in ("state", "frames"):
             raise WmkitError(f"transformer config: inputs={self.inputs!r} must be 'state' or 'frames'")
         if self.width % self.heads:
@@ -166,11 +173,19 @@ class TransformerModel(WorldModel):
             nxt = x + dx
             obs = self.probe(nxt) * self.obs_std + self.obs_mean
             pred = Prediction(obs=obs, reward=reward, terminated=torch.sigmoid(logit), frame=self.decoder(nxt))
+            # (`frame` is the plain decode here; `_paint` turns it into the frame shown)
         else:
             nxt = x + dx * self.delta_std + self.delta_mean
             nxt = torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
             pred = Prediction(obs=nxt, reward=reward, terminated=torch.sigmoid(logit))
         return nxt, pred, dx, logit
+
+    def _paint(self, shown, dec_prev, pred: Prediction):
+        """The frame shown after a step: the plain decode, or the last frame plus the decoded change."""
+        dec = pred.frame
+        if self.config.frame_residual:
+            pred.frame = (shown + dec - dec_prev).clamp(0.0, 1.0)
+        return pred.frame, dec
 
     def _inputs(self, obs, actions, frames):
         """The checked context as token inputs x [B, T+1, X] and actions [B, T, A]."""
@@ -221,12 +236,15 @@ class TransformerModel(WorldModel):
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         x, a = self._inputs(obs, actions, frames)
         B, dh, c = x.shape[0], self.config.width // self.config.heads, self.config
+        # a pixel model carries the frame it shows and the plain decode of its latent
+        extra = {"frame": as_unit_frames(self.check_frames(frames)[:, -1]), "dec": self.decoder(x[:, -1])} \
+            if self.pixels else {}
         if a.shape[1] == 0:
             empty = x.new_zeros(B, c.layers, c.heads, 0, dh)
-            return State(x=x[:, -1], k=empty, v=empty.clone())
+            return State(x=x[:, -1], k=empty, v=empty.clone(), **extra)
         _, keys, values = self._sequence(self._tokens(x[:, :-1], a))
         k, v = self._cache_from(keys, values)
-        return State(x=x[:, -1], k=k, v=v)
+        return State(x=x[:, -1], k=k, v=v, **extra)
 
     def step(self, state: State, action) -> tuple[State, Prediction]:
         a = self.check_actions(action, ndim=2)
@@ -246,7 +264,11 @@ class TransformerModel(WorldModel):
             h = block.finish(h, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
         nxt, pred, _, _ = self._advance(x, h[:, 0])
         k, v = self._cache_from(new_k, new_v)
-        return State(x=nxt, k=k, v=v), pred
+        extra = {}
+        if self.pixels:
+            shown, dec = self._paint(state["frame"], state["dec"], pred)
+            extra = {"frame": shown, "dec": dec}
+        return State(x=nxt, k=k, v=v, **extra), pred
 
     @torch.no_grad()
     def rollout_uncached(self, obs, actions, future, frames=None) -> Prediction:
@@ -254,10 +276,14 @@ class TransformerModel(WorldModel):
         x, a = self._inputs(obs, actions, frames)
         f = self.check_actions(future, ndim=3)
         hist_x, hist_a, preds = list(x.unbind(1)), list(a.unbind(1)), []
+        if self.pixels:
+            shown, dec = as_unit_frames(self.check_frames(frames)[:, -1]), self.decoder(x[:, -1])
         for t in range(f.shape[1]):
             hist_a.append(f[:, t])
             h, _, _ = self._sequence(self._tokens(torch.stack(hist_x, 1), torch.stack(hist_a, 1)))
             nxt, pred, _, _ = self._advance(hist_x[-1], h[:, -1])
+            if self.pixels:
+                shown, dec = self._paint(shown, dec, pred)
             hist_x.append(nxt)
             preds.append(pred)
         return Prediction.stack(preds)
@@ -280,8 +306,18 @@ class TransformerModel(WorldModel):
             z = self.encoder(batch.frames)
             h, _, _ = self._sequence(self._tokens(z[:, :-1], act))
             pred_z, _, _, logit = self._advance(z[:, :-1], h)
-            recon = F.mse_loss(self.decoder(z[:, ::4]), target[:, ::4])  # every 4th frame: decoding is the cost
-            predicted = F.mse_loss(self.decoder(pred_z), target[:, 1:])
+            dec_pred = self.decoder(pred_z)
+            # what moves (a few pixels: the pusher, the cup) counts `moving_weight` times more than the
+            # static scene, or a small latent learns the background and blurs the objects away
+            moving = ((target[:, 1:] - target[:, :-1]).abs().amax(-1, keepdim=True) > 0.03).float()
+            w = 1.0 + c.moving_weight * moving
+            if c.frame_residual:  # the last real frame plus the decoded change
+                dec_now = self.decoder(z[:, :-1])
+                recon = _weighted_mse(dec_now[:, ::4], target[:, :-1:4], w[:, ::4])  # every 4th frame keeps D a decoder
+                predicted = _weighted_mse(target[:, :-1] + dec_pred - dec_now, target[:, 1:], w)
+            else:
+                recon = F.mse_loss(self.decoder(z[:, ::4]), target[:, ::4])  # every 4th frame: decoding is the cost
+                predicted = _weighted_mse(dec_pred, target[:, 1:], w)
             latent = F.mse_loss(pred_z, z[:, 1:].detach())
             probe = F.mse_loss(self.probe(z.detach()), (obs - self.obs_mean) / self.obs_std)
             main = recon + predicted + c.latent_weight * latent + probe
@@ -298,3 +334,9 @@ class TransformerModel(WorldModel):
         term_loss = F.binary_cross_entropy_with_logits(logit, batch.terminated)
         total = main + c.reward_weight * rew_loss + c.termination_weight * term_loss
         return total, {**metrics, "reward_mse": rew_loss.item(), "termination_bce": term_loss.item()}
+
+
+def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of weight x squared error, divided by the mean weight (so it stays an MSE in scale)."""
+    w = weight.expand_as(pred)
+    return (w * (pred - target).pow(2)).mean() / w.mean()
