@@ -10,7 +10,9 @@ with freshly initialised weights (speed does not depend on training), in this on
 - the transformer with its KV cache and without (re-running the history every step) at context
   16, 64 and 256 (a window of 256): per-step latency;
 - a 1,000-step imagined rollout at batch 1: the process's resident memory before, at its peak and
-  after, which stays flat when the state is bounded.
+  after, which stays flat when the state is bounded;
+- the pixel transformer (`inputs="frames"`, 64 x 64) at codec widths 16 and 32: batch-1 step latency
+  with the frame decoded (target p99 <= 10 ms) and imagined frames/s at batch 64.
 Prints a table and writes benchmarks/results/sequence_models.json.
 """
 
@@ -127,6 +129,31 @@ def long_rollout_memory(model, steps=1000):
     return {"steps": steps, "rss_before_mib": before, "rss_peak_mib": peak, "rss_after_mib": rss_mib()}
 
 
+@torch.no_grad()
+def pixel_rows(iters, size=64):
+    rows = []
+    for channels in (16, 32):
+        spec = SPEC.with_(frame_size=size, frame_camera="top")
+        model = make_model("transformer", spec, inputs="frames", channels=channels, window=10, seq_len=10).eval()
+        frames = torch.randint(0, 256, (1, 1, size, size, 3), dtype=torch.uint8)
+        state = model.observe(torch.zeros(1, 1, 12), torch.zeros(1, 0, 2), frames=frames)
+        times = []
+        for i in range(iters + 20):
+            t0 = time.perf_counter()
+            state, pred = model.step(state, torch.zeros(1, 2))
+            if i >= 20:
+                times.append(time.perf_counter() - t0)
+        assert pred.frame.shape == (1, size, size, 3)
+        p50, p99 = percentiles(times)
+        big = model.observe(torch.zeros(64, 1, 12), torch.zeros(64, 0, 2), frames=frames.expand(64, -1, -1, -1, -1))
+        t0 = time.perf_counter()
+        model.rollout(big, torch.zeros(64, 8, 2))
+        fps = 64 * 8 / (time.perf_counter() - t0)
+        rows.append({"channels": channels, "size": size, "parameters": sum(p.numel() for p in model.parameters()),
+                     "step_p50_ms": p50, "step_p99_ms": p99, "imagined_frames_per_s_batch_64": fps})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iters", type=int, default=300)
@@ -145,6 +172,7 @@ def main() -> None:
             "long_rollout": long_rollout_memory(model),
         }
     cache = kv_cache((16, 64, 256), args.iters)
+    pixels = pixel_rows(args.iters)
 
     print(f"families at the small preset, Tabletop state vectors, {os.cpu_count()} CPUs, torch {torch.__version__}")
     print(f"  {'family':<12}{'params':>10}{'step p50':>11}{'step p99':>11}{'imagined/s':>13}{'train/s':>11}"
@@ -160,9 +188,14 @@ def main() -> None:
         print(f"  {r['context']:>8}{r['cached_p50_ms']:>11.2f}ms{r['cached_p99_ms']:>7.2f}ms"
               f"{r['uncached_p50_ms']:>13.2f}ms{r['uncached_p99_ms']:>7.2f}ms"
               f"{r['uncached_p50_ms'] / r['cached_p50_ms']:>9.1f}x")
+    print("pixel transformer at 64x64, one step at batch 1 with the frame decoded (target p99 <= 10 ms)")
+    print(f"  {'channels':>9}{'params':>10}{'step p50':>11}{'step p99':>11}{'frames/s at batch 64':>23}")
+    for r in pixels:
+        print(f"  {r['channels']:>9}{r['parameters']:>10,}{r['step_p50_ms']:>9.2f}ms{r['step_p99_ms']:>9.2f}ms"
+              f"{r['imagined_frames_per_s_batch_64']:>23,.0f}")
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
               "budgets_ms": {"vr": 20, "games": 100, "control_20hz": 50},
-              "families": families, "transformer_kv_cache": cache}
+              "families": families, "transformer_kv_cache": cache, "pixel_transformer": pixels}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sequence_models.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {RESULTS / 'sequence_models.json'}")
