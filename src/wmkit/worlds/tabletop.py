@@ -17,6 +17,8 @@ distance to the spot, minus 0.2 x the pusher's distance to the cup (so a planner
 still knows to go to the cup first), and -5 when the cup hits the floor. `success()`: the cup rests
 within 5 cm of the spot and never fell.
 Termination: the cup hits the floor. Truncation: 200 steps (10 s at 20 Hz).
+Cameras: `top` (the scene from high above), `side`, and `table` (straight down, framing the table:
+pusher and cup are about 2.5 times as large as from `top`, which is what a pixel model needs).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Tabletop(MujocoWorld):
     frame_skip = 10
     dt = 0.05
     default_max_steps = 200
-    cameras = ("top", "side")
+    cameras = ("top", "side", "table")
     events = ("pusher_touches_cup", "cup_leaves_table", "cup_hits_floor")
     annotated_bodies = ("pusher", "cup")
     batch_simulation = True
