@@ -305,8 +305,8 @@ class TransformerModel(WorldModel):
             target = as_unit_frames(batch.frames)
             z = self.encoder(batch.frames)
             h, _, _ = self._sequence(self._tokens(z[:, :-1], act))
-            pred_z, _, _, logit = self._advance(z[:, :-1], h)
-            dec_pred = self.decoder(pred_z)
+            pred_z, pred, _, logit = self._advance(z[:, :-1], h)
+            dec_pred = pred.frame  # `_advance` decoded the predicted latents already
             # what moves (a few pixels: the pusher, the cup) counts `moving_weight` times more than the
             # static scene, or a small latent learns the background and blurs the objects away
             moving = ((target[:, 1:] - target[:, :-1]).abs().amax(-1, keepdim=True) > 0.03).float()
@@ -325,12 +325,11 @@ class TransformerModel(WorldModel):
                            probe_mse=probe.item())
         else:
             h, _, _ = self._sequence(self._tokens(obs[:, :-1], act))
-            _, _, delta, logit = self._advance(obs[:, :-1], h)
+            _, pred, delta, logit = self._advance(obs[:, :-1], h)
             target = (obs[:, 1:] - obs[:, :-1] - self.delta_mean) / self.delta_std
             main = F.mse_loss(delta, target)
             metrics["delta_mse"] = main.item()
-        reward = self.head(self.norm(h))[..., -2]
-        rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
+        rew_loss = F.mse_loss(pred.reward / self.reward_scale, batch.rewards / self.reward_scale)
         term_loss = F.binary_cross_entropy_with_logits(logit, batch.terminated)
         total = main + c.reward_weight * rew_loss + c.termination_weight * term_loss
         return total, {**metrics, "reward_mse": rew_loss.item(), "termination_bce": term_loss.item()}
