@@ -32,6 +32,7 @@ def _spec(frame_size=32):
 
 
 def test_pixel_transformer_keeps_the_contract():
+    torch.manual_seed(0)  # every test here seeds its own weights: results never depend on test order
     model = make_model("transformer", _spec(), **PIXELS)
     assert model.spec.decodes == ("frame", "state")
     check_world_model(model)  # shapes (frames too), determinism, causality, save/load
@@ -88,6 +89,7 @@ def test_trains_from_pixels_and_is_scored_on_frames(pixel_data, tmp_path):
 
 
 def test_pixel_input_is_checked(pixel_data, tabletop_data):
+    torch.manual_seed(0)
     model = make_model("transformer", _spec(), **PIXELS)
     obs, acts = torch.zeros(2, 3, 12), torch.zeros(2, 2, 2)
     with pytest.raises(WmkitError, match="pass frames="):
@@ -112,6 +114,7 @@ def test_pixel_input_is_checked(pixel_data, tabletop_data):
 def test_a_pixel_model_can_be_played_in_a_session(tmp_path):
     from wmkit.interactive.session import Session
 
+    torch.manual_seed(0)
     model = make_model("transformer", _spec().with_(frame_camera="top"), **PIXELS)
     s = Session(model, seed=3)
     start = s.frame("imagined", size=32)
@@ -146,6 +149,7 @@ def test_the_server_shows_a_pixel_model_by_its_decoded_frames():
 
     from wmkit.interactive.server import create_app
 
+    torch.manual_seed(0)
     model = make_model("transformer", _spec().with_(frame_camera="top"), **PIXELS)
     with TestClient(create_app(model)) as client:
         sid = client.post("/api/sessions", json={"seed": 0}).json()["id"]
