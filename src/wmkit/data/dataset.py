@@ -61,8 +61,8 @@ class Windows:
         self.rewards = torch.from_numpy(np.concatenate([pad(e.rewards) for e in eps])).float()
         self.terminated = torch.from_numpy(np.concatenate([pad(e.terminated) for e in eps])).float()
         # frames of one camera, decoded once into one uint8 tensor: a batch of windows is one gather
-        cams = [next(iter(e.frames)) for e in eps if e.frames]
-        self.frames = torch.from_numpy(np.concatenate([e.frames[cams[0]] for e in eps])) if cams else None
+        frames = [next(iter(e.frames.values())) for e in eps if e.frames]  # (the dataset loaded one camera)
+        self.frames = torch.from_numpy(np.concatenate(frames)) if len(frames) == len(eps) else None
         has_state = all(e.sim_state is not None for e in eps)
         self.sim_state = torch.from_numpy(np.concatenate([e.sim_state for e in eps])) if has_state else None
         offsets = np.cumsum([0] + [len(e.obs) for e in eps[:-1]])

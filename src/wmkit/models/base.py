@@ -130,6 +130,11 @@ class WorldModel(nn.Module, ABC):
             return b.device
         return torch.device("cpu")
 
+    @classmethod
+    def reads_frames(cls, config: dict) -> bool:
+        """Whether a model built with these config fields reads frames (the trainer then loads them)."""
+        return False
+
     # ---- the verbs -----------------------------------------------------------------------------
     @abstractmethod
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State: ...

@@ -146,6 +146,10 @@ class TransformerModel(WorldModel):
         self.register_buffer("obs_low", torch.full((D,), -math.inf))
         self.register_buffer("obs_high", torch.full((D,), math.inf))
 
+    @classmethod
+    def reads_frames(cls, config: dict) -> bool:
+        return config.get("inputs") == "frames"
+
     def set_normalizer(self, stats: dict[str, torch.Tensor]) -> None:
         for name in ("obs", "act", "delta"):
             getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])

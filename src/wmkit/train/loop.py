@@ -80,7 +80,7 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     """
     from wmkit.data import load_dataset
     from wmkit.models import make_model
-    from wmkit.models.registry import TRAINABLE
+    from wmkit.models.registry import TRAINABLE, model_class
 
     if family not in TRAINABLE:
         raise WmkitError(f"family {family!r} is not trainable; choose one of: {', '.join(TRAINABLE)}")
@@ -105,7 +105,7 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     elif out.exists() and any(out.iterdir()):
         raise WmkitError(f"{out} exists and is not a run that can be resumed; choose a new --out folder")
 
-    pixels = (model_config or {}).get("inputs") == "frames"  # a pixel model: load the frames too
+    pixels = model_class(family).reads_frames(model_config or {})  # a pixel model: load the frames too
     dataset = load_dataset(data, val_fraction=cfg.val_fraction, frames=pixels)
     device = cfg.resolved_device()
     torch.manual_seed(cfg.seed)
