@@ -1,13 +1,16 @@
 """Server load: N concurrent WebSocket sessions stepping at 30 Hz against the demo model.
 
     python benchmarks/server_load.py [--run runs/demo/model] [--seconds 60] [--sessions 1 8 32] [--twin]
+                                     [--baseline 32]
 
 The server is `wmkit serve` in its own process on 127.0.0.1 (so its memory is its own); the clients
 are asyncio tasks in this process, each sending one step, waiting for the reply, and keeping a 30 Hz
 schedule. Per N: round-trip p50/p99 (ms), steps answered, errors (error frames, dropped connections,
 replies later than a tick are counted as misses), and the server's resident memory at the start and
 the end of the run. Without --twin, sessions step the model only (what an agent needs); with it,
-each session also steps its true twin (what the play page shows). Prints a table and writes
+each session also steps its true twin (what the play page shows). The server steps the sessions
+whose steps arrive together as one batch; the `--baseline` rows (default N = 32) run the same load
+against a server that steps each alone (`wmkit serve --no-batch`), side by side. Prints a table and writes
 benchmarks/results/server_load.json. Needs the demo model: run `make demo` first.
 """
 
@@ -85,6 +88,65 @@ async def load(url, ws_url, n, seconds, twin):
     return rtts, errors
 
 
+def serve_and_load(args, sessions: list[int], batch: bool) -> list[dict]:
+    """Start `wmkit serve` (batching on or off) and run one row per N in `sessions` against it."""
+    import httpx
+
+    port = free_port()
+    url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    server = subprocess.Popen([sys.executable, "-m", "wmkit.cli", "serve", args.run, "--port", str(port),
+                               "--data", args.data, "--max-sessions", str(max(sessions) + 8),
+                               "--batch" if batch else "--no-batch"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rows = []
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{url}/api/info", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        for n in sessions:
+            before, cpu0, mine0 = rss_mb(server.pid), cpu_s(server.pid), sum(os.times()[:2])
+            info0 = httpx.get(f"{url}/api/info").json()
+            samples, done = [], threading.Event()
+
+            def sample(pid=server.pid):
+                while not done.wait(1.0):
+                    samples.append(rss_mb(pid))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            t0 = time.perf_counter()
+            rtts, errors = asyncio.run(load(url, ws_url, n, args.seconds, args.twin))
+            wall = time.perf_counter() - t0
+            done.set()
+            sampler.join()
+            after, server_cpu, client_cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu0, sum(os.times()[:2]) - mine0
+            info1 = httpx.get(f"{url}/api/info").json()
+            steps, batches = info1["ws_steps"] - info0["ws_steps"], info1["ws_step_batches"] - info0["ws_step_batches"]
+            tail = samples[2 * len(samples) // 3:] or [after]  # after the histories have filled
+            lat = np.asarray(rtts) if rtts else np.full(1, np.nan)
+            expected = n * args.seconds * HZ
+            rows.append({"sessions": n, "batched": batch, "seconds": round(wall, 1), "steps": len(rtts),
+                         "steps_per_s": round(len(rtts) / wall, 1), "expected_steps": int(expected),
+                         "rtt_p50_ms": round(float(np.percentile(lat, 50)), 2),
+                         "rtt_p99_ms": round(float(np.percentile(lat, 99)), 2),
+                         "errors": len(errors), "first_errors": errors[:3],
+                         # steps per model call: the server steps those that arrive together as one batch
+                         "mean_batch": round(steps / batches, 2) if batches else 1.0,
+                         "server_rss_mb_before": round(before, 1), "server_rss_mb_after": round(after, 1),
+                         # sessions keep their last 1,024 steps (34 s at 30 Hz): memory rises while histories fill,
+                         # then stays; this is the growth over the last third of the row
+                         "server_rss_mb_growth_last_third": round(max(tail) - tail[0], 1),
+                         "server_cpu_share": round(server_cpu / wall, 2), "client_cpu_share": round(client_cpu / wall, 2)})
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return rows
+
+
 def ten_thousand_steps(run: str) -> dict:
     """One session stepped 10,000 times in this process: resident memory after every 1,000 steps."""
     import wmkit
@@ -107,58 +169,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--twin", action="store_true", help="step each session's true twin too")
+    ap.add_argument("--baseline", type=int, nargs="*", default=[32],
+                    help="also run these N with the server's batching off (wmkit serve --no-batch), side by side")
     ap.add_argument("--out", default=str(RESULTS / "server_load.json"))
     args = ap.parse_args()
     if not Path(args.run).exists():
         sys.exit(f"error: no model at {args.run}; run `make demo` first (or pass --run RUN)")
-    port = free_port()
-    url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    server = subprocess.Popen([sys.executable, "-m", "wmkit.cli", "serve", args.run, "--port", str(port),
-                               "--data", args.data, "--max-sessions", str(max(args.sessions) + 8)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/api/info", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        rows = []
-        for n in args.sessions:
-            before, cpu0, mine0 = rss_mb(server.pid), cpu_s(server.pid), sum(os.times()[:2])
-            samples, done = [], threading.Event()
-
-            def sample(pid=server.pid):
-                while not done.wait(1.0):
-                    samples.append(rss_mb(pid))
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            t0 = time.perf_counter()
-            rtts, errors = asyncio.run(load(url, ws_url, n, args.seconds, args.twin))
-            wall = time.perf_counter() - t0
-            done.set()
-            sampler.join()
-            after, server_cpu, client_cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu0, sum(os.times()[:2]) - mine0
-            tail = samples[2 * len(samples) // 3:] or [after]  # after the histories have filled
-            lat = np.asarray(rtts) if rtts else np.full(1, np.nan)
-            expected = n * args.seconds * HZ
-            rows.append({"sessions": n, "seconds": round(wall, 1), "steps": len(rtts),
-                         "steps_per_s": round(len(rtts) / wall, 1), "expected_steps": int(expected),
-                         "rtt_p50_ms": round(float(np.percentile(lat, 50)), 2),
-                         "rtt_p99_ms": round(float(np.percentile(lat, 99)), 2),
-                         "errors": len(errors), "first_errors": errors[:3],
-                         "server_rss_mb_before": round(before, 1), "server_rss_mb_after": round(after, 1),
-                         # sessions keep their last 1,024 steps (34 s at 30 Hz): memory rises while histories fill,
-                         # then stays; this is the growth over the last third of the row
-                         "server_rss_mb_growth_last_third": round(max(tail) - tail[0], 1),
-                         "server_cpu_share": round(server_cpu / wall, 2), "client_cpu_share": round(client_cpu / wall, 2)})
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    rows = serve_and_load(args, args.sessions, batch=True)
+    if args.baseline:
+        rows += serve_and_load(args, args.baseline, batch=False)
     long_session = ten_thousand_steps(args.run)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     result = {"benchmark": "server_load", "model": args.run, "twin": args.twin, "hz": HZ, "machine": machine,
@@ -166,11 +185,12 @@ def main() -> None:
               "session_10000_steps": long_session}
     print(f"server load: {args.run}, {'with' if args.twin else 'without'} twin, {HZ:.0f} Hz per session, "
           f"{args.seconds:.0f} s per row, {machine['cpus']} CPUs")
-    print(f"{'N':>4} {'steps/s':>9} {'of':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB start':>13} {'end':>7}"
-          f" {'last 3rd +MB':>13} {'server CPU':>11} {'client CPU':>11}")
+    print(f"{'N':>4} {'server':>10} {'steps/s':>9} {'of':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'batch':>6}"
+          f" {'RSS MB start':>13} {'end':>7} {'last 3rd +MB':>13} {'server CPU':>11} {'client CPU':>11}")
     for r in rows:
-        print(f"{r['sessions']:>4} {r['steps_per_s']:>9.1f} {r['expected_steps'] / args.seconds:>7.0f} "
-              f"{r['rtt_p50_ms']:>8.2f} {r['rtt_p99_ms']:>8.2f} {r['errors']:>7} {r['server_rss_mb_before']:>13.1f} "
+        print(f"{r['sessions']:>4} {'batched' if r['batched'] else 'one-by-one':>10} {r['steps_per_s']:>9.1f} "
+              f"{r['expected_steps'] / args.seconds:>7.0f} {r['rtt_p50_ms']:>8.2f} {r['rtt_p99_ms']:>8.2f} "
+              f"{r['errors']:>7} {r['mean_batch']:>6.2f} {r['server_rss_mb_before']:>13.1f} "
               f"{r['server_rss_mb_after']:>7.1f} {r['server_rss_mb_growth_last_third']:>13.1f} "
               f"{r['server_cpu_share']:>11.2f} {r['client_cpu_share']:>11.2f}")
     print("one session, 10,000 steps in this process (MB resident after each 1,000): "

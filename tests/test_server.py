@@ -126,6 +126,34 @@ def test_websocket_steps_and_error_frames(live):
     httpx.delete(f"{live.url}/api/sessions/{sid}")
 
 
+def test_concurrent_websocket_steps_equal_stepping_alone(live):
+    """Steps from several sockets at once are batched into one model step; each reply is still its own."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (15, 2)).tolist()
+    ref = _session(live, seed=4)
+    alone = [httpx.post(f"{live.url}/api/sessions/{ref}/step", json={"action": a}).json()["obs"] for a in actions]
+    sids = [_session(live, seed=4) for _ in range(4)]
+    got, start = {}, threading.Barrier(len(sids))
+
+    def client(sid):
+        with ws_connect(f"{live.ws}/ws/sessions/{sid}") as ws:
+            start.wait()
+            got[sid] = []
+            for a in actions:
+                ws.send(json.dumps({"op": "step", "action": a}))
+                got[sid].append(json.loads(ws.recv()))
+
+    threads = [threading.Thread(target=client, args=(sid,)) for sid in sids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for sid in sids:
+        assert [r["t"] for r in got[sid]] == list(range(1, 16))
+        np.testing.assert_allclose([r["obs"] for r in got[sid]], alone, atol=1e-5)
+    for sid in [ref, *sids]:
+        httpx.delete(f"{live.url}/api/sessions/{sid}")
+
+
 def test_a_client_that_vanishes_mid_step_leaks_nothing(live):
     sid = _session(live)
     with ws_connect(f"{live.ws}/ws/sessions/{sid}") as ws:

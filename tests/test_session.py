@@ -103,3 +103,51 @@ def test_start_from_a_recorded_prefix_or_an_exact_state(tabletop_data):
     np.testing.assert_allclose(prefix.obs, ep.obs[10], atol=1e-6)
     with pytest.raises(WmkitError, match="context must be"):
         Session(oracle, context=(ep.obs[:11], ep.actions[:11]))
+
+
+def _fresh_transformer():
+    import torch
+
+    from wmkit.models import ModelSpec, make_model
+
+    spec = ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
+                     action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
+    torch.manual_seed(0)
+    return make_model("transformer", spec, width=32, heads=2, layers=2, window=8, seq_len=8).eval()
+
+
+@pytest.mark.parametrize("family", ["ensemble", "transformer"])
+def test_stepping_sessions_together_equals_stepping_each_alone(family, tabletop_run):
+    from wmkit.interactive import step_together
+
+    model = load_model(tabletop_run) if family == "ensemble" else _fresh_transformer()
+    together = [Session(model, seed=s) for s in range(4)]
+    for s, n in zip(together, [0, 2, 5, 9]):  # histories of different lengths: a transformer's caches differ
+        for _ in range(n):
+            s.step(PUSH_RIGHT)
+    alone = [s.fork() for s in together]
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        actions = rng.uniform(-1, 1, (4, 2))
+        batch = step_together(together, actions)
+        for s, a, r in zip(alone, actions, batch):
+            own = s.step(a)
+            np.testing.assert_allclose(r.obs, own.obs, atol=1e-5)
+            np.testing.assert_array_equal(r.twin_obs, own.twin_obs)  # each twin steps alone either way
+            assert r.t == own.t
+            if own.uncertainty is not None:
+                assert abs(r.uncertainty - own.uncertainty) < 1e-5
+
+
+def test_a_bad_action_in_a_batch_steps_no_session(tabletop_run):
+    from wmkit.interactive import step_together
+
+    model = load_model(tabletop_run)
+    a, b = Session(model, seed=0), Session(model, seed=1)
+    with pytest.raises(WmkitError, match="NaN"):
+        step_together([a, b], [PUSH_RIGHT, [np.nan, 0.0]])
+    assert a.t == b.t == 0 and len(a.history) == 1
+    with pytest.raises(WmkitError, match="appears twice"):
+        step_together([a, a], [PUSH_RIGHT, PUSH_RIGHT])
+    with pytest.raises(WmkitError, match="one action per session"):
+        step_together([a, b], [PUSH_RIGHT])

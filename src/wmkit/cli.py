@@ -304,9 +304,11 @@ def serve(
     world: Optional[str] = typer.Option(None, help="world of a reference model"),
     max_sessions: int = typer.Option(64, help="sessions open at once"),
     open_browser: bool = typer.Option(False, "--open", help="open the play page in a browser"),
+    batch: bool = typer.Option(True, help="step the WebSocket sessions whose steps arrive together as one batch "
+                                          "(--no-batch: one model call per step, the benchmark's baseline)"),
 ):
     """Serve a model over HTTP and WebSocket: sessions for agents, and the play page at /."""
-    _serve(run, host, port, token, data, world, max_sessions, open_browser)
+    _serve(run, host, port, token, data, world, max_sessions, open_browser, batch)
 
 
 @app.command()
@@ -317,10 +319,10 @@ def play(
     world: Optional[str] = typer.Option(None, help="world of a reference model"),
 ):
     """Serve a model on localhost and open the play page: push with arrows/WASD beside the true twin."""
-    _serve(run, "127.0.0.1", port, None, data, world, 8, True)
+    _serve(run, "127.0.0.1", port, None, data, world, 8, True, True)
 
 
-def _serve(run, host, port, token, data, world, max_sessions, open_browser) -> None:
+def _serve(run, host, port, token, data, world, max_sessions, open_browser, batch) -> None:
     import threading
     import webbrowser
 
@@ -344,7 +346,8 @@ def _serve(run, host, port, token, data, world, max_sessions, open_browser) -> N
 
     torch.set_num_threads(1)  # batch-1 steps from many sessions: one thread each beats threads fighting over cores
     model = load_model(run, world=world)
-    app_ = create_app(model, scale=scale, token=token, limits=SessionLimits(max_sessions=max_sessions))
+    app_ = create_app(model, scale=scale, token=token, limits=SessionLimits(max_sessions=max_sessions),
+                      batch_steps=batch)
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     typer.echo(f"serving {model.family} model of {model.spec.world} at {url} (API docs: http://{host}:{port}/docs)")
     if open_browser:

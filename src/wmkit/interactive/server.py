@@ -12,7 +12,9 @@ everyone else. Limits: sessions at once, request size, idle time; an optional to
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import secrets
 import threading
 import time
@@ -25,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from wmkit.errors import WmkitError
-from wmkit.interactive.session import Session
+from wmkit.interactive.session import Session, step_together
 
 
 class SessionLimits(BaseModel):
@@ -89,9 +91,14 @@ class ServerInfo(BaseModel):
     predicts: list[str]
     sessions: int
     limits: SessionLimits
+    ws_steps: int = Field(0, description="WebSocket steps answered so far")
+    ws_step_batches: int = Field(0, description="batched model calls those steps took (steps / batches: mean batch)")
 
 
-def create_app(model, *, scale=None, token: str | None = None, limits: SessionLimits | None = None) -> FastAPI:
+def create_app(model, *, scale=None, token: str | None = None, limits: SessionLimits | None = None,
+               batch_steps: bool = True) -> FastAPI:
+    """A FastAPI app serving sessions of `model`. With `batch_steps` (the default), WebSocket steps that
+    arrive together are stepped as one batch; without it, each is stepped alone as it comes."""
     limits = limits or SessionLimits()
     spec = model.spec
     sessions: dict[str, tuple[Session, threading.Lock]] = {}
@@ -105,9 +112,9 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         cameras = []
     # MuJoCo's GL contexts belong to the thread that made them: every frame is rendered on one thread
     render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wmkit-render")
-    # WebSocket steps run on the event loop itself, one at a time (the GIL would serialise them anyway):
-    # handing each to a worker thread cost more than the step (benchmarks/server_load.py, N = 32: p99
-    # 109 ms through the thread pool, 34 ms through one worker thread, 23 ms on the loop)
+    # WebSocket steps run on the event loop itself (the GIL would serialise threads anyway: handing each
+    # step to a worker thread cost more than the step), and those that arrive together are stepped as one
+    # batch (`_StepQueue`): at N = 32 one batched model step replaces 32 (benchmarks/server_load.py)
     app = FastAPI(title="wmkit session server", version="1",
                   description=f"Step a {model.family} world model of {spec.world} beside its true twin.")
 
@@ -172,7 +179,8 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
     def info() -> ServerInfo:
         return ServerInfo(world=spec.world, family=model.family, obs_dim=spec.obs_dim, action_dim=spec.action_dim,
                           action_low=list(spec.action_low), action_high=list(spec.action_high), dt=spec.dt,
-                          cameras=cameras, predicts=list(spec.predicts), sessions=len(sessions), limits=limits)
+                          cameras=cameras, predicts=list(spec.predicts), sessions=len(sessions), limits=limits,
+                          ws_steps=queue.steps, ws_step_batches=queue.batches)
 
     @app.post("/api/sessions", response_model=SessionInfo, status_code=201)
     def create(req: CreateRequest) -> SessionInfo:
@@ -227,6 +235,35 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
             _drop(sid)
         return Response(status_code=204)
 
+    def _step_batch(items: list[tuple[str, object]]) -> list[dict]:
+        """WebSocket steps [(session id, action)] -> replies, in order: the valid ones in one `step_together`
+        call (each session's lock held), the others answered with an error frame."""
+        replies: list[dict | None] = [None] * len(items)
+        ready: list[tuple[int, Session, threading.Lock, np.ndarray]] = []
+        for i, (sid, action) in enumerate(items):
+            try:
+                session, lock = _get(sid)
+                req = StepRequest(action=action)
+                ready.append((i, session, lock, session.check_action(req.action)))
+            except HTTPException as e:
+                replies[i] = {"error": e.detail, "status": e.status_code}
+            except WmkitError as e:
+                replies[i] = {"error": str(e), "status": 422}
+            except ValueError as e:  # pydantic validation
+                replies[i] = {"error": f"invalid message: {e}".splitlines()[0]}
+        for _, _, lock, _ in ready:
+            lock.acquire()
+        try:
+            results = step_together([r[1] for r in ready], [r[3] for r in ready])
+        finally:
+            for _, _, lock, _ in ready:
+                lock.release()
+        for (i, *_), result in zip(ready, results):
+            replies[i] = {"op": "step", **result.to_json()}
+        return replies
+
+    queue = _StepQueue(_step_batch)
+
     @app.websocket("/ws/sessions/{sid}")
     async def ws(websocket: WebSocket, sid: str):
         if token and not _authorized(websocket.headers, websocket.query_params):
@@ -236,14 +273,12 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         try:
             while True:
                 text = await websocket.receive_text()
-                await websocket.send_json(_ws_reply(sid, text))
+                await websocket.send_json(await _ws_reply(sid, text))
         except WebSocketDisconnect:
             return
 
-    def _ws_reply(sid: str, text: str) -> dict:
+    async def _ws_reply(sid: str, text: str) -> dict:
         """One WebSocket message -> one reply; every failure becomes an error frame, never a dropped server."""
-        import json
-
         if len(text) > limits.max_request_bytes:
             return {"error": f"message of {len(text)} bytes exceeds the limit of {limits.max_request_bytes}"}
         try:
@@ -255,7 +290,9 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         try:
             op = msg["op"]
             if op == "step":
-                return {"op": "step", **step(sid, StepRequest(action=msg.get("action"))).model_dump()}
+                if not batch_steps:
+                    return _step_batch([(sid, msg.get("action"))])[0]
+                return await queue.step(sid, msg.get("action"))
             if op == "fork":
                 return {"op": "fork", **fork(sid).model_dump()}
             if op == "rewind":
@@ -280,6 +317,52 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
 
     app.state.sessions = sessions
     return app
+
+
+class _StepQueue:
+    """Gathers the WebSocket steps that arrive together and answers them from one batched call.
+
+    A step waits for nothing: the first one queued schedules a flush for the event loop's next turn,
+    and every step whose message arrived by then joins it. When the server falls behind, more steps
+    arrive per turn and batches grow, so the cost per step falls as the load rises. A session with two
+    steps queued (two sockets on one session) takes the second in the next flush.
+    """
+
+    def __init__(self, step_batch):
+        self.step_batch = step_batch  # [(session id, action)] -> [reply dict], in order
+        self.pending: list[tuple[str, object, asyncio.Future]] = []
+        self.scheduled = False
+        self.steps = self.batches = 0  # answered so far, for /api/info
+
+    async def step(self, sid: str, action) -> dict:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((sid, action, future))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self.flush)
+        return await future
+
+    def flush(self) -> None:
+        self.scheduled = False
+        batch, later, seen = [], [], set()
+        for item in self.pending:
+            (later if item[0] in seen else batch).append(item)
+            seen.add(item[0])
+        self.pending = later
+        if later:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        batch = [item for item in batch if not item[2].done()]  # a client that vanished cancelled its wait
+        self.steps, self.batches = self.steps + len(batch), self.batches + 1
+        try:
+            replies = self.step_batch([(sid, action) for sid, action, _ in batch])
+        except Exception as e:  # a bug: every waiting step sees it, as it would have stepping alone
+            for *_, future in batch:
+                future.set_exception(e)
+            return
+        for (*_, future), reply in zip(batch, replies):
+            future.set_result(reply)
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:

@@ -89,6 +89,19 @@ class State:
     def clone(self) -> State:
         return self.map(lambda t: t.clone())
 
+    @property
+    def row_shapes(self) -> tuple:
+        """Names, per-row shapes and dtypes: states with equal `row_shapes` can be stacked by `cat`."""
+        return tuple((k, tuple(v.shape[1:]), v.dtype, v.device) for k, v in self.tensors.items())
+
+    @staticmethod
+    def cat(states: list[State]) -> State:
+        """The rows of several states as one batch, in order: [B1 + B2 + ..., ...]."""
+        shapes = {s.row_shapes for s in states}
+        if len(shapes) != 1:
+            raise WmkitError(f"cannot stack states whose rows differ: {sorted(map(str, shapes))}")
+        return State(**{k: torch.cat([s.tensors[k] for s in states]) for k in states[0].tensors})
+
 
 @dataclass
 class Prediction:
@@ -101,6 +114,10 @@ class Prediction:
     frame: torch.Tensor | None = None  # decoded frame [B, H, W, 3] in [0, 1] (models that decode frames)
 
     _FIELDS = ("obs", "reward", "terminated", "obs_std", "frame")
+
+    def select(self, index) -> Prediction:
+        """Rows `index` of the batch (a slice, a list or a tensor of indices)."""
+        return Prediction(**{n: None if getattr(self, n) is None else getattr(self, n)[index] for n in self._FIELDS})
 
     @staticmethod
     def stack(steps: list[Prediction]) -> Prediction:
