@@ -1,13 +1,17 @@
-"""The CEM planner: it acts better than random with the true simulator, and refuses what it cannot use."""
+"""Planners (CEM, iCEM, MPPI): they act better than random with the true simulator, plan toward goals,
+weigh uncertainty, and refuse what they cannot use."""
 
 import numpy as np
 import pytest
 import torch
 
 import wmkit
-from wmkit.control import CEMConfig, CEMPlanner
+from wmkit.control import CEMConfig, CEMPlanner, Objective, make_planner
+from wmkit.control.icem import coloured_noise
 from wmkit.data.policies import make_policy
-from wmkit.models import reference_model
+from wmkit.models import Prediction, reference_model
+
+BUDGET = {"horizon": 8, "samples": 24, "iterations": 2}
 
 
 def _episode(env, start, act, steps=30):
@@ -21,33 +25,108 @@ def _episode(env, start, act, steps=30):
     return total
 
 
-def test_cem_with_the_true_simulator_beats_random_pushes():
+def _planned(oracle, planner):
+    def act(e):
+        o = torch.tensor(e._observe(), dtype=torch.float32)[None, None]
+        state = oracle.observe(o, torch.zeros(1, 0, 2), sim_state=torch.from_numpy(e.get_state())[None])
+        return planner.plan(state).numpy()
+    return act
+
+
+@pytest.mark.parametrize("name, extra", [("cem", {"elites": 4}), ("icem", {"elites": 4}), ("mppi", {})])
+def test_planners_with_the_true_simulator_beat_random_pushes(name, extra):
     oracle = reference_model("oracle", "Tabletop-v0")
     env = wmkit.make("Tabletop-v0")
     for seed in (0, 1):
         env.reset(seed=seed)
         start = env.get_state()
-        planner = CEMPlanner(oracle, CEMConfig(horizon=8, samples=24, iterations=2, elites=4, seed=seed))
-
-        def plan(e):
-            o = torch.tensor(e._observe(), dtype=torch.float32)[None, None]
-            state = oracle.observe(o, torch.zeros(1, 0, 2), sim_state=torch.from_numpy(e.get_state())[None])
-            return planner.plan(state).numpy()
-
+        planner = make_planner(name, oracle, **BUDGET, **extra, seed=seed)
         policy = make_policy("noise", env.action_space, np.random.default_rng(seed))
         policy.reset()
-        planned, random = _episode(env, start, plan), _episode(env, start, lambda e: policy(None))
-        assert planned > random + 0.5, (seed, planned, random)
+        planned, random = _episode(env, start, _planned(oracle, planner)), _episode(env, start, lambda e: policy(None))
+        assert planned > random + 0.5, (name, seed, planned, random)
 
 
-def test_cem_refuses_what_it_cannot_use():
+def test_a_goal_state_is_reached_without_any_reward():
+    oracle = reference_model("oracle", "Tabletop-v0")
+    env = wmkit.make("Tabletop-v0")
+    env.reset(seed=3)
+    goal = (-0.15, 0.1)  # where the pusher should go
+    planner = CEMPlanner(oracle, CEMConfig(**BUDGET, elites=4), Objective(reward=0, goal=goal, goal_dims=(0, 1)))
+    _episode(env, env.get_state(), _planned(oracle, planner), steps=25)
+    assert np.linalg.norm(env.data.qpos[:2] - goal) < 0.03, env.data.qpos[:2]
+
+
+def test_the_uncertainty_penalty_prefers_futures_the_model_knows(tabletop_run):
+    model = wmkit.load_model(tabletop_run)
+    planner = make_planner("mppi", model, Objective(uncertainty_penalty=1.0))
+    pred = Prediction(obs=torch.zeros(2, 3, 12), reward=torch.zeros(2, 3), obs_std=torch.tensor([0.1, 0.5])[:, None, None]
+                      .expand(2, 3, 12))
+    score = planner.score(pred)
+    assert score[0] > score[1] and torch.isclose(score[0] - score[1], torch.tensor(3 * 0.4))
+
+
+def test_coloured_noise_is_smoother_the_higher_beta():
+    g = torch.Generator().manual_seed(0)
+    roughness = [coloured_noise(256, 16, 2, beta, g).diff(dim=1).abs().mean().item() for beta in (0.0, 1.0, 2.0)]
+    assert roughness[0] > roughness[1] > roughness[2]
+    assert abs(coloured_noise(512, 16, 2, 2.0, g).std().item() - 1) < 1e-3
+
+
+def test_planners_refuse_what_they_cannot_use():
     with pytest.raises(wmkit.WmkitError, match="predicts no reward"):
         CEMPlanner(reference_model("copy-last", "Tabletop-v0"))
     with pytest.raises(wmkit.WmkitError, match="elites=9 exceeds samples=8"):
         CEMConfig(samples=8, elites=9)
     with pytest.raises(wmkit.WmkitError, match="horizon=0"):
         CEMConfig(horizon=0)
-    planner = CEMPlanner(reference_model("oracle", "Tabletop-v0"))
+    oracle = reference_model("oracle", "Tabletop-v0")
+    with pytest.raises(wmkit.WmkitError, match="goal has 3 values for dimensions \\[0, 1\\]"):
+        make_planner("icem", oracle, Objective(goal=(0.0, 0.0, 0.0), goal_dims=(0, 1)))
+    with pytest.raises(wmkit.WmkitError, match="nothing to plan for"):
+        Objective(reward=0)
+    with pytest.raises(wmkit.WmkitError, match="predicts no uncertainty"):
+        make_planner("mppi", oracle, Objective(uncertainty_penalty=1.0))
+    with pytest.raises(wmkit.WmkitError, match="unknown planner 'ilqr'"):
+        make_planner("ilqr", oracle)
+    with pytest.raises(wmkit.WmkitError, match="mppi config has no field elites"):
+        make_planner("mppi", oracle, elites=3)
+    with pytest.raises(wmkit.WmkitError, match="temperature"):
+        make_planner("mppi", oracle, temperature=0)
+    planner = CEMPlanner(oracle)
     state = planner.model.observe(torch.zeros(2, 1, 12), torch.zeros(2, 0, 2))
     with pytest.raises(wmkit.WmkitError, match="batch 1"):
         planner.plan(state)
+
+
+def test_dream_env_is_a_gymnasium_env_inside_the_model(tabletop_run, tabletop_data):
+    from gymnasium.utils.env_checker import check_env
+
+    model = wmkit.load_model(tabletop_run)
+    env = wmkit.DreamEnv(model, wmkit.load_dataset(tabletop_data), max_episode_steps=20)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    first = obs.copy()
+    steps, truncated, terminated = 0, False, False
+    while not (truncated or terminated):
+        obs, reward, terminated, truncated, _ = env.step(np.array([1.0, 0.0], dtype=np.float32))
+        steps += 1
+    assert steps <= 20 and (truncated == (steps == 20))
+    assert obs[0] > first[0]  # pushed right in the dream, the pusher went right
+    again, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(again, first)  # seeded starts
+    world_start, _ = wmkit.DreamEnv(model).reset(seed=1)  # no dataset: the true world's reset
+    assert world_start.shape == (12,)
+
+
+def test_dream_env_refuses_what_it_cannot_use(tabletop_run):
+    with pytest.raises(wmkit.WmkitError, match="needs a model with a reward head"):
+        wmkit.DreamEnv(reference_model("copy-last", "Tabletop-v0"))
+    env = wmkit.DreamEnv(wmkit.load_model(tabletop_run))
+    with pytest.raises(wmkit.WmkitError, match="reset"):
+        env.step(np.zeros(2, dtype=np.float32))
+    env.reset(seed=0)
+    with pytest.raises(wmkit.WmkitError, match="2 finite numbers"):
+        env.step(np.array([np.nan, 0.0], dtype=np.float32))
+    with pytest.raises(wmkit.WmkitError, match="max_episode_steps"):
+        wmkit.DreamEnv(wmkit.load_model(tabletop_run), max_episode_steps=0)

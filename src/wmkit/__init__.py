@@ -30,6 +30,8 @@ _LAZY = {
     "TrainConfig": "wmkit.train",
     "evaluate_accuracy": "wmkit.eval.accuracy",
     "evaluate": "wmkit.eval.scorecard",
+    "DreamEnv": "wmkit.control.dream",
+    "make_planner": "wmkit.control",
 }
 
 __all__ = ["WmkitError", "__version__", *_LAZY, "client"]

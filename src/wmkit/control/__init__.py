@@ -1,5 +1,27 @@
 """Acting with a world model: planners that use only the WorldModel verbs."""
 
+from wmkit.control.base import Objective, Planner, predicted_return
 from wmkit.control.cem import CEMConfig, CEMPlanner
+from wmkit.control.dream import DreamEnv
+from wmkit.control.icem import ICEMConfig, ICEMPlanner
+from wmkit.control.mppi import MPPIConfig, MPPIPlanner
 
-__all__ = ["CEMConfig", "CEMPlanner"]
+PLANNERS = {"cem": (CEMPlanner, CEMConfig), "icem": (ICEMPlanner, ICEMConfig), "mppi": (MPPIPlanner, MPPIConfig)}
+
+
+def make_planner(name: str, model, objective: Objective | None = None, **config) -> Planner:
+    """A planner by name ("cem", "icem", "mppi") over `model`, its config fields given as keywords."""
+    from wmkit.errors import WmkitError
+
+    if name not in PLANNERS:
+        raise WmkitError(f"unknown planner {name!r}; choose one of {', '.join(PLANNERS)}")
+    planner, config_class = PLANNERS[name]
+    fields = set(config_class.__dataclass_fields__)
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise WmkitError(f"{name} config has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
+    return planner(model, config_class(**config), objective)
+
+
+__all__ = ["PLANNERS", "CEMConfig", "CEMPlanner", "DreamEnv", "ICEMConfig", "ICEMPlanner", "MPPIConfig", "MPPIPlanner",
+           "Objective", "Planner", "make_planner", "predicted_return"]

@@ -1,0 +1,139 @@
+"""What every planner shares: the objective it scores imagined futures by, and the MPC loop's frame.
+
+A planner sees a model through its verbs only: it repeats `state` over its candidates, imagines
+them all in one batched `rollout` per iteration, scores each future with an `Objective`, and acts
+with the first action of its best guess, keeping the rest (shifted by one step) as the next step's
+starting guess.
+
+An `Objective` adds up to three terms, each summed over the imagined steps and weighted by the
+predicted chance that the episode is still running at that step:
+
+- `reward`: the model's predicted reward (needs a reward head);
+- `goal`: minus the distance of the predicted state to a goal state, over the dimensions `goal_dims`
+  (e.g. only where the cup should be), in units of `goal_scale`;
+- `uncertainty`: minus `uncertainty_penalty` x the model's mean predicted spread (its `obs_std`,
+  ensemble disagreement), so plans stay where the model knows the world.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+from wmkit.errors import WmkitError
+
+
+@dataclass
+class Objective:
+    reward: float = 1.0
+    """weight of the predicted reward (0: ignore it, e.g. a goal-only task)"""
+    goal: tuple[float, ...] | None = None
+    """a goal state: values for the dimensions `goal_dims` (all dimensions when goal_dims is None)"""
+    goal_dims: tuple[int, ...] | None = None
+    goal_scale: tuple[float, ...] | None = None
+    """per goal dimension, the distance that counts as 1 (default 1)"""
+    uncertainty_penalty: float = 0.0
+
+    def __post_init__(self):
+        if not (self.reward >= 0 and self.uncertainty_penalty >= 0):
+            raise WmkitError(f"objective: reward={self.reward!r} and uncertainty_penalty="
+                             f"{self.uncertainty_penalty!r} must be numbers >= 0")
+        if self.goal is None and self.reward == 0:
+            raise WmkitError("objective: with reward=0 there is nothing to plan for; give a goal=")
+
+
+def predicted_return(pred) -> torch.Tensor:
+    """[N]: sum over steps of reward x the chance the episode has not ended before that step."""
+    return (pred.reward * alive_weights(pred)).sum(1)
+
+
+def alive_weights(pred) -> torch.Tensor:
+    """[N, H]: the predicted chance that the episode is still running at each imagined step (1 where the
+    model predicts no termination)."""
+    ref = pred.reward if pred.reward is not None else pred.obs[..., 0]
+    if pred.terminated is None:
+        return torch.ones_like(ref)
+    alive = torch.cumprod(1 - pred.terminated.clamp(0, 1), dim=1)
+    return torch.cat([torch.ones_like(alive[:, :1]), alive[:, :-1]], dim=1)
+
+
+class Planner(ABC):
+    """Model-predictive control over any WorldModel. Subclasses implement `_search`."""
+
+    name = ""
+
+    def __init__(self, model, config, objective: Objective | None = None):
+        self.model, self.config = model, config
+        self.objective = objective or Objective()
+        spec, o = model.spec, self.objective
+        if o.reward > 0 and "reward" not in spec.predicts:
+            raise WmkitError(f"the {model.family!r} model predicts no reward, so it cannot score plans; "
+                             f"train a family with a reward head (e.g. ensemble), or plan toward a goal= "
+                             f"with reward=0")
+        if o.uncertainty_penalty > 0 and "uncertainty" not in spec.predicts:
+            raise WmkitError(f"the {model.family!r} model predicts no uncertainty; set uncertainty_penalty=0")
+        dev = model.device
+        self._goal = self._goal_index = self._goal_scale = None
+        if o.goal is not None:
+            if "state" not in spec.decodes:
+                raise WmkitError(f"the {model.family!r} model does not decode state vectors, so a goal state "
+                                 f"cannot be compared with its predictions")
+            dims = tuple(range(spec.obs_dim)) if o.goal_dims is None else tuple(o.goal_dims)
+            if len(o.goal) != len(dims) or any(not (0 <= d < spec.obs_dim) for d in dims):
+                raise WmkitError(f"goal has {len(o.goal)} values for dimensions {list(dims)}; the model's state "
+                                 f"has {spec.obs_dim} dimensions (0..{spec.obs_dim - 1}): give one value per "
+                                 f"goal dimension")
+            scale = o.goal_scale or (1.0,) * len(dims)
+            if len(scale) != len(dims) or min(scale) <= 0:
+                raise WmkitError(f"goal_scale {list(scale)} must hold {len(dims)} positive numbers")
+            self._goal = torch.tensor(o.goal, dtype=torch.float32, device=dev)
+            self._goal_index = torch.tensor(dims, device=dev)
+            self._goal_scale = torch.tensor(scale, dtype=torch.float32, device=dev)
+        self.low = torch.tensor(spec.action_low, dtype=torch.float32, device=dev)
+        self.high = torch.tensor(spec.action_high, dtype=torch.float32, device=dev)
+        self.generator = torch.Generator(device=dev).manual_seed(config.seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the warm start (call at the start of each episode)."""
+        mid = (self.high + self.low) / 2
+        self.mean = mid.expand(self.config.horizon, -1).clone()
+
+    @property
+    def half_range(self) -> torch.Tensor:
+        return (self.high - self.low) / 2
+
+    def clip(self, actions: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(actions, self.high), self.low)
+
+    def score(self, pred) -> torch.Tensor:
+        """[N]: the objective of each imagined future."""
+        o, alive = self.objective, alive_weights(pred)
+        total = torch.zeros_like(alive[:, 0])
+        if o.reward > 0:
+            total = total + o.reward * (pred.reward * alive).sum(1)
+        if self._goal is not None:
+            gap = (pred.obs[..., self._goal_index] - self._goal) / self._goal_scale  # [N, H, G]
+            total = total - (gap.norm(dim=-1) * alive).sum(1)
+        if o.uncertainty_penalty > 0:
+            total = total - o.uncertainty_penalty * (pred.obs_std.mean(-1) * alive).sum(1)
+        return total
+
+    def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:
+        """Scores [N] of action sequences [N, H, A] from `starts` (the state repeated N times)."""
+        return self.score(self.model.rollout(starts, actions))
+
+    @torch.no_grad()
+    def plan(self, state) -> torch.Tensor:
+        """The action [A] to take now from `state` (a batch-1 State from `observe`)."""
+        if state.batch_size != 1:
+            raise WmkitError(f"plan() takes one state (batch 1), got a batch of {state.batch_size}")
+        mean = self._search(state)
+        self.mean = torch.cat([mean[1:], mean[-1:]])  # warm start for the next step
+        return mean[0]
+
+    @abstractmethod
+    def _search(self, state) -> torch.Tensor:
+        """The best action sequence [H, A] found from `state`, starting from `self.mean`."""
