@@ -74,6 +74,28 @@ def test_state_helpers():
     s = State(obs=torch.arange(6.0).reshape(3, 2))
     assert s.batch_size == 3 and s.repeat(2).batch_size == 6
     assert torch.equal(s.select([2])["obs"], torch.tensor([[4.0, 5.0]]))
+    both = State.cat([s.select(slice(2, 3)), s.select(slice(0, 2))])
+    assert torch.equal(both["obs"], torch.tensor([[4.0, 5.0], [0.0, 1.0], [2.0, 3.0]]))
+    with pytest.raises(WmkitError, match="rows differ"):
+        State.cat([s, State(obs=torch.zeros(1, 3))])
+
+
+def test_input_noise_perturbs_training_inputs_only(tabletop_data):
+    batch = wmkit.load_dataset(tabletop_data).windows(context=0, horizon=1).take(8)
+    model = make_model("ensemble", _spec(), members=2, hidden=16, input_noise=0.1)
+    losses = []
+    for noise in (0.1, 0.1, 0.0):
+        model.config.input_noise = noise
+        torch.manual_seed(0)
+        losses.append(model.loss(batch)[0].item())
+    assert losses[0] == losses[1] != losses[2]  # seeded, and it changes what the model steps from
+    state = model.observe(batch.obs[:, :1], batch.actions[:, :0])
+    model.config.input_noise = 0.1
+    a = model.rollout(state, batch.actions).obs
+    torch.manual_seed(1)
+    assert torch.equal(a, model.rollout(state, batch.actions).obs)  # predictions never see the noise
+    with pytest.raises(WmkitError, match="input_noise"):
+        make_model("ensemble", _spec(), input_noise=-0.1)
 
 
 def test_bad_inputs_to_verbs():

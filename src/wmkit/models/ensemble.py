@@ -42,10 +42,13 @@ class EnsembleConfig:
     """beta-NLL (Seitzer et al. 2022): weight each term by stop-grad(variance^beta); 0 = plain NLL"""
     reward_weight: float = 1.0
     termination_weight: float = 1.0
+    input_noise: float = 0.0
+    """training only: Gaussian noise added to the state the model steps from, in units of each dimension's
+    spread; the target stays the true next state, so the model learns to steer back from small errors"""
 
     def __post_init__(self):
         check_fields(self, "ensemble config", positive_ints=("members", "hidden", "layers", "train_horizon"),
-                     nonnegative=("nll_beta", "reward_weight", "termination_weight"))
+                     nonnegative=("nll_beta", "reward_weight", "termination_weight", "input_noise"))
 
 
 class EnsembleLinear(nn.Module):
@@ -159,6 +162,8 @@ class EnsembleModel(WorldModel):
         rew = batch.rewards.reshape(E, B, -1)
         term = batch.terminated.reshape(E, B, -1)
         cur = obs[:, :, 0]
+        if self.config.input_noise:
+            cur = cur + self.config.input_noise * self.obs_std * torch.randn_like(cur)
         nll = rew_loss = term_loss = mse = 0.0
         for k in range(K):
             mean, logstd, reward, logit = self._forward(cur, act[:, :, k])
