@@ -70,6 +70,19 @@ def test_ensemble_reports_disagreement(tabletop_run):
     assert pred.reward.shape == (4, 10) and ((pred.terminated >= 0) & (pred.terminated <= 1)).all()
 
 
+def test_ensemble_rollout_equals_stepping(tabletop_run):
+    from wmkit.models.base import WorldModel
+
+    model = load_model(tabletop_run)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(6, 1, 12, generator=g) * 0.1 + model.obs_mean
+    actions = torch.rand(6, 20, 2, generator=g) * 2 - 1
+    fast = model.rollout(model.observe(obs, torch.zeros(6, 0, 2)), actions)
+    slow = WorldModel.rollout(model, model.observe(obs, torch.zeros(6, 0, 2)), actions)  # step by step
+    for name in ("obs", "obs_std", "reward", "terminated"):
+        torch.testing.assert_close(getattr(fast, name), getattr(slow, name), rtol=0, atol=1e-6)
+
+
 def test_state_helpers():
     s = State(obs=torch.arange(6.0).reshape(3, 2))
     assert s.batch_size == 3 and s.repeat(2).batch_size == 6

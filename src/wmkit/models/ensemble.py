@@ -109,14 +109,17 @@ class EnsembleModel(WorldModel):
             self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
 
     # ---- network -------------------------------------------------------------------------------
-    def _forward(self, obs: torch.Tensor, action: torch.Tensor):
-        """obs [E, N, D], action [E, N, A] -> delta mean/log-std [E, N, D] (normalised), reward, logit [E, N]."""
+    def _forward(self, obs: torch.Tensor, action: torch.Tensor, logstd: bool = True):
+        """obs [E, N, D], action [E, N, A] -> delta mean/log-std [E, N, D] (normalised), reward, logit [E, N].
+        Without `logstd` (imagination needs none) the log-std is None."""
         x = torch.cat([(obs - self.obs_mean) / self.obs_std, (action - self.act_mean) / self.act_std], dim=-1)
         for layer in self.trunk:
             x = F.silu(layer(x))
         out = self.head(x)
         D = self.spec.obs_dim
-        mean, logstd = out[..., :D], out[..., D:2 * D]
+        mean, logstd = out[..., :D], (out[..., D:2 * D] if logstd else None)
+        if logstd is None:
+            return mean, None, out[..., 2 * D] * self.reward_scale, out[..., 2 * D + 1]
         # soft bounds on the log-std, as in PETS
         logstd = self.max_logstd - F.softplus(self.max_logstd - logstd)
         logstd = self.min_logstd + F.softplus(logstd - self.min_logstd)
@@ -136,13 +139,31 @@ class EnsembleModel(WorldModel):
         a = self.check_actions(action, ndim=2)
         obs = state["obs"].transpose(0, 1)  # [E, B, D]
         act = a[None].expand(obs.shape[0], -1, -1)
-        mean, _, reward, logit = self._forward(obs, act)
+        mean, _, reward, logit = self._forward(obs, act, logstd=False)
         nxt = self._next_obs(obs, mean)  # each member follows its own trajectory
         pred = Prediction(
             obs=nxt.mean(0), obs_std=nxt.std(0, unbiased=False), reward=reward.mean(0),
             terminated=torch.sigmoid(logit).mean(0),
         )
         return State(obs=nxt.transpose(0, 1)), pred
+
+    def rollout(self, state: State, actions) -> Prediction:
+        """`step` H times, with the checks and the member statistics done once for the whole rollout."""
+        a = self.check_actions(actions, ndim=3)
+        if a.shape[0] != state.batch_size:
+            raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
+        obs = state["obs"].transpose(0, 1)  # [E, B, D]
+        E, H = obs.shape[0], a.shape[1]
+        traj, rewards, logits = [], [], []
+        for t in range(H):
+            mean, _, reward, logit = self._forward(obs, a[:, t][None].expand(E, -1, -1), logstd=False)
+            obs = self._next_obs(obs, mean)
+            traj.append(obs)
+            rewards.append(reward)
+            logits.append(logit)
+        traj = torch.stack(traj, 2)  # [E, B, H, D]
+        return Prediction(obs=traj.mean(0), obs_std=traj.std(0, unbiased=False),
+                          reward=torch.stack(rewards, 2).mean(0), terminated=torch.sigmoid(torch.stack(logits, 2)).mean(0))
 
     @property
     def train_window(self) -> int:
