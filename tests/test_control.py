@@ -130,3 +130,56 @@ def test_dream_env_refuses_what_it_cannot_use(tabletop_run):
         env.step(np.array([np.nan, 0.0], dtype=np.float32))
     with pytest.raises(wmkit.WmkitError, match="max_episode_steps"):
         wmkit.DreamEnv(wmkit.load_model(tabletop_run), max_episode_steps=0)
+
+
+def _near_the_edge(env):
+    env.reset(seed=0)
+    env.state_from_obs(np.array([0.06, 0.0, 0.17, 0.0, 0.47, 0.0] + [0.0] * 6))  # pusher behind a cup near the edge
+    return env.get_state()
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_the_safety_filter_keeps_the_cup_on_the_table(filtered):
+    from wmkit.control import SafetyFilter
+
+    oracle = reference_model("oracle", "Tabletop-v0")
+    env = wmkit.make("Tabletop-v0")
+    start = _near_the_edge(env)
+    off_the_edge = Objective(reward=0, goal=(0.45,), goal_dims=(2,))  # a goal that lies past the edge
+    safety = SafetyFilter(oracle, "cup_leaves_table", max_risk=0.0) if filtered else None
+    planner = CEMPlanner(oracle, CEMConfig(**BUDGET, elites=4), off_the_edge, safety)
+    env.set_state(start)
+    left = False
+    for _ in range(20):
+        env.step(_planned(oracle, planner)(env).astype(np.float32))
+        left |= bool(np.any(np.abs(env.data.qpos[2:4]) > 0.25))
+    assert left != filtered, (filtered, env.data.qpos[2:5])
+    if filtered:
+        assert env.data.qpos[2] > 0.2  # it still went as far as it safely could
+
+
+def test_safety_risk_counts_ensemble_members(tabletop_run):
+    from wmkit.control import SafetyFilter
+
+    model = wmkit.load_model(tabletop_run)
+    safety = SafetyFilter(model, "cup_leaves_table", max_risk=0.2)
+    obs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.47, 0.0] + [0.0] * 6, [0.2, 0.0, 0.35, 0.0, 0.47, 0.0] + [0.0] * 6])
+    verdict = safety.check(model.observe(obs[:, None], torch.zeros(2, 0, 2)), torch.zeros(2, 5, 2))
+    E = model.config.members
+    assert torch.allclose(verdict.risk * E, (verdict.risk * E).round())  # a share of the members
+    assert verdict.risk[1] == 1 and not verdict.safe[1]  # already past the edge: every member sees it
+    assert verdict.risk[0] < verdict.risk[1]
+
+
+def test_safety_filter_refuses_what_it_cannot_check(tabletop_run):
+    from wmkit.control import SafetyFilter
+
+    model = wmkit.load_model(tabletop_run)
+    with pytest.raises(wmkit.WmkitError, match="no unsafe event 'cup_breaks'.*known: cup_leaves_table"):
+        SafetyFilter(model, "cup_breaks")
+    with pytest.raises(wmkit.WmkitError, match="known: none"):
+        SafetyFilter(reference_model("oracle", "Pendulum-v1"), "falls")
+    with pytest.raises(wmkit.WmkitError, match="max_risk"):
+        SafetyFilter(model, "cup_leaves_table", max_risk=1.5)
+    with pytest.raises(wmkit.WmkitError, match="planner's own model"):
+        make_planner("cem", reference_model("oracle", "Tabletop-v0"), safety=SafetyFilter(model, "cup_leaves_table"))

@@ -5,11 +5,13 @@ from wmkit.control.cem import CEMConfig, CEMPlanner
 from wmkit.control.dream import DreamEnv
 from wmkit.control.icem import ICEMConfig, ICEMPlanner
 from wmkit.control.mppi import MPPIConfig, MPPIPlanner
+from wmkit.control.safety import SafetyFilter
 
 PLANNERS = {"cem": (CEMPlanner, CEMConfig), "icem": (ICEMPlanner, ICEMConfig), "mppi": (MPPIPlanner, MPPIConfig)}
 
 
-def make_planner(name: str, model, objective: Objective | None = None, **config) -> Planner:
+def make_planner(name: str, model, objective: Objective | None = None, safety: SafetyFilter | None = None,
+                 **config) -> Planner:
     """A planner by name ("cem", "icem", "mppi") over `model`, its config fields given as keywords."""
     from wmkit.errors import WmkitError
 
@@ -20,8 +22,8 @@ def make_planner(name: str, model, objective: Objective | None = None, **config)
     unknown = sorted(set(config) - fields)
     if unknown:
         raise WmkitError(f"{name} config has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
-    return planner(model, config_class(**config), objective)
+    return planner(model, config_class(**config), objective, safety)
 
 
 __all__ = ["PLANNERS", "CEMConfig", "CEMPlanner", "DreamEnv", "ICEMConfig", "ICEMPlanner", "MPPIConfig", "MPPIPlanner",
-           "Objective", "Planner", "make_planner", "predicted_return"]
+           "Objective", "Planner", "SafetyFilter", "make_planner", "predicted_return"]

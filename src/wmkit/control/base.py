@@ -13,6 +13,9 @@ predicted chance that the episode is still running at that step:
   (e.g. only where the cup should be), in units of `goal_scale`;
 - `uncertainty`: minus `uncertainty_penalty` x the model's mean predicted spread (its `obs_std`,
   ensemble disagreement), so plans stay where the model knows the world.
+
+A planner given a `SafetyFilter` (control/safety.py) rejects the sequences whose imagined futures
+reach the filter's unsafe event too often.
 """
 
 from __future__ import annotations
@@ -64,9 +67,12 @@ class Planner(ABC):
 
     name = ""
 
-    def __init__(self, model, config, objective: Objective | None = None):
+    def __init__(self, model, config, objective: Objective | None = None, safety=None):
         self.model, self.config = model, config
         self.objective = objective or Objective()
+        self.safety = safety  # a SafetyFilter: sequences whose futures reach its event too often are rejected
+        if safety is not None and safety.model is not model:
+            raise WmkitError("the safety filter must imagine with the planner's own model")
         spec, o = model.spec, self.objective
         if o.reward > 0 and "reward" not in spec.predicts:
             raise WmkitError(f"the {model.family!r} model predicts no reward, so it cannot score plans; "
@@ -122,8 +128,11 @@ class Planner(ABC):
         return total
 
     def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:
-        """Scores [N] of action sequences [N, H, A] from `starts` (the state repeated N times)."""
-        return self.score(self.model.rollout(starts, actions))
+        """Scores [N] of action sequences [N, H, A] from `starts` (the state repeated N times), less the
+        safety filter's rejections."""
+        pred = self.model.rollout(starts, actions)
+        score = self.score(pred)
+        return score if self.safety is None else score - self.safety.penalty(pred)
 
     @torch.no_grad()
     def plan(self, state) -> torch.Tensor:

@@ -41,8 +41,8 @@ class CEMConfig:
 class CEMPlanner(Planner):
     name = "cem"
 
-    def __init__(self, model, config: CEMConfig | None = None, objective: Objective | None = None):
-        super().__init__(model, config or CEMConfig(), objective)
+    def __init__(self, model, config: CEMConfig | None = None, objective: Objective | None = None, safety=None):
+        super().__init__(model, config or CEMConfig(), objective, safety)
 
     def _search(self, state) -> torch.Tensor:
         c = self.config

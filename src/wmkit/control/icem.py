@@ -65,8 +65,8 @@ def coloured_noise(n: int, horizon: int, dims: int, beta: float, generator: torc
 class ICEMPlanner(Planner):
     name = "icem"
 
-    def __init__(self, model, config: ICEMConfig | None = None, objective: Objective | None = None):
-        super().__init__(model, config or ICEMConfig(), objective)
+    def __init__(self, model, config: ICEMConfig | None = None, objective: Objective | None = None, safety=None):
+        super().__init__(model, config or ICEMConfig(), objective, safety)
 
     def reset(self) -> None:
         super().reset()

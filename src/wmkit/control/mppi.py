@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from wmkit.control.base import Objective, Planner
+from wmkit.control.safety import REJECTED
 from wmkit.errors import WmkitError, check_fields
 
 
@@ -39,8 +40,8 @@ class MPPIConfig:
 class MPPIPlanner(Planner):
     name = "mppi"
 
-    def __init__(self, model, config: MPPIConfig | None = None, objective: Objective | None = None):
-        super().__init__(model, config or MPPIConfig(), objective)
+    def __init__(self, model, config: MPPIConfig | None = None, objective: Objective | None = None, safety=None):
+        super().__init__(model, config or MPPIConfig(), objective, safety)
 
     def _search(self, state) -> torch.Tensor:
         c = self.config
@@ -51,7 +52,8 @@ class MPPIPlanner(Planner):
             actions = self.clip(mean + std * noise)
             actions[0] = mean
             score = self.imagine(starts, actions)
-            spread = score.std().clamp_min(1e-8)
+            allowed = score > -REJECTED / 2  # the spread of the sequences a safety filter let through
+            spread = (score[allowed] if allowed.sum() > 1 else score).std().clamp_min(1e-8)
             weight = torch.softmax((score - score.max()) / (c.temperature * spread), dim=0)  # [N]
             mean = (weight[:, None, None] * actions).sum(0)
         return mean

@@ -112,8 +112,9 @@ class Prediction:
     terminated: torch.Tensor | None = None  # probability the episode ends
     obs_std: torch.Tensor | None = None  # uncertainty: ensemble disagreement or predicted std
     frame: torch.Tensor | None = None  # decoded frame [B, H, W, 3] in [0, 1] (models that decode frames)
+    members: torch.Tensor | None = None  # each member's (or sample's) observation: [B, M, D], [B, H, M, D]
 
-    _FIELDS = ("obs", "reward", "terminated", "obs_std", "frame")
+    _FIELDS = ("obs", "reward", "terminated", "obs_std", "frame", "members")
 
     def select(self, index) -> Prediction:
         """Rows `index` of the batch (a slice, a list or a tensor of indices)."""

@@ -12,7 +12,7 @@ clamped to the training data's range widened by half of it, so one wild member c
 long rollout.
 
 The prediction is the member mean; `obs_std` is the disagreement between members (epistemic
-uncertainty).
+uncertainty), and `members` holds each member's own prediction (what a safety filter counts).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class EnsembleModel(WorldModel):
         nxt = self._next_obs(obs, mean)  # each member follows its own trajectory
         pred = Prediction(
             obs=nxt.mean(0), obs_std=nxt.std(0, unbiased=False), reward=reward.mean(0),
-            terminated=torch.sigmoid(logit).mean(0),
+            terminated=torch.sigmoid(logit).mean(0), members=nxt.transpose(0, 1),
         )
         return State(obs=nxt.transpose(0, 1)), pred
 
@@ -163,7 +163,8 @@ class EnsembleModel(WorldModel):
             logits.append(logit)
         traj = torch.stack(traj, 2)  # [E, B, H, D]
         return Prediction(obs=traj.mean(0), obs_std=traj.std(0, unbiased=False),
-                          reward=torch.stack(rewards, 2).mean(0), terminated=torch.sigmoid(torch.stack(logits, 2)).mean(0))
+                          reward=torch.stack(rewards, 2).mean(0), terminated=torch.sigmoid(torch.stack(logits, 2)).mean(0),
+                          members=traj.permute(1, 2, 0, 3))
 
     @property
     def train_window(self) -> int:

@@ -34,6 +34,9 @@ class World(gym.Env):
     default_max_steps: int = 1000
     cameras: tuple[str, ...] = ()
     events: tuple[str, ...] = ()  # names of the events this world annotates
+    # events that can be read off one observation: name -> obs [..., D] (numpy or torch) -> bool [...];
+    # what a safety filter checks in imagined futures
+    state_events: dict = {}
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(

@@ -64,6 +64,7 @@ class Tabletop(MujocoWorld):
     default_max_steps = 200
     cameras = ("top", "side", "table")
     events = ("pusher_touches_cup", "cup_leaves_table", "cup_hits_floor")
+    state_events = {"cup_leaves_table": lambda obs: (abs(obs[..., 2:4]) > TABLE_HALF).any(-1)}
     annotated_bodies = ("pusher", "cup")
     batch_simulation = True
     push_bodies = ("cup",)
