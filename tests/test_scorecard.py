@@ -24,8 +24,8 @@ class ActionBlind(EnsembleModel):
 
     family = "action-blind"
 
-    def _forward(self, obs, action):
-        return super()._forward(obs, torch.zeros_like(action))
+    def _forward(self, obs, action, **kw):
+        return super()._forward(obs, torch.zeros_like(action), **kw)
 
 
 class PeeksAhead(CopyLastModel):
