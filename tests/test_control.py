@@ -1,5 +1,7 @@
-"""Planners (CEM, iCEM, MPPI): they act better than random with the true simulator, plan toward goals,
-weigh uncertainty, and refuse what they cannot use."""
+"""Acting with a model: planners (CEM, iCEM, MPPI) beat random with the true simulator, plan toward goals
+and weigh uncertainty; the safety filter; DreamEnv; the Dyna agent learning Pendulum; refusals."""
+
+import json
 
 import numpy as np
 import pytest
@@ -183,3 +185,35 @@ def test_safety_filter_refuses_what_it_cannot_check(tabletop_run):
         SafetyFilter(model, "cup_leaves_table", max_risk=1.5)
     with pytest.raises(wmkit.WmkitError, match="planner's own model"):
         make_planner("cem", reference_model("oracle", "Tabletop-v0"), safety=SafetyFilter(model, "cup_leaves_table"))
+
+
+def test_the_dyna_agent_learns_pendulum_from_a_few_hundred_steps(tmp_path):
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    rows = run_agent(AgentConfig(world="Pendulum-v1", steps=600, train_steps=800, samples=128, seed=0), tmp_path / "a",
+                     say=lambda *_: None)
+    assert [r["env_steps"] for r in rows] == [200, 400, 600] and [r["acted"] for r in rows] == ["random", "cem", "cem"]
+    planned = np.mean([r["return"] for r in rows[1:]])
+    assert planned > rows[0]["return"] + 400, rows  # swinging up vs flailing (random ~ -1000)
+    assert len(wmkit.load_dataset(tmp_path / "a" / "data").episodes) == 3
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert logged == rows
+
+
+def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "wmkit.cli", "agent", "--world", "Pendulum-v1", "--steps", "300", "--train-steps",
+           "100", "--samples", "32", "--iterations", "2", "--max-episode-steps", "100", "--out", str(tmp_path / "cli")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "episode   2" in done.stdout and "300 environment steps" in done.stdout
+    for args, needle in [(["--world", "Nowhere-v0"], "unknown world"), (["--planner", "ilqr"], "planner='ilqr'"),
+                         (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
+                         (["--out", str(tmp_path / "cli")], "not empty")]:
+        out = tmp_path / "fresh" if "--out" not in args else None
+        bad = subprocess.run([sys.executable, "-m", "wmkit.cli", "agent", *args] + (["--out", str(out)] if out else []),
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and needle in bad.stderr, (args, bad.stderr)
+        assert out is None or not out.exists()  # refused before anything was written

@@ -9,18 +9,21 @@ import numpy as np
 from gymnasium import spaces
 
 from wmkit.data.format import DatasetMeta, Episode, episode_files, remove_partials, write_episode
-from wmkit.data.policies import make_policy
+from wmkit.data.policies import POLICIES, make_policy
 from wmkit.errors import WmkitError
 from wmkit.progress import progress_bar
 
 
-def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise", seed: int = 0,
+def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed: int = 0,
             render: int | None = None, cameras: list[str] | None = None, physics=None,
-            max_steps: int | None = None, progress: bool = True) -> Path:
+            max_steps: int | None = None, progress: bool = True, stats: list | None = None) -> Path:
     """Collect `episodes` episodes of `world` into `out`, appending when it already holds some.
 
     Episode i (counted over the whole dataset) is seeded from (seed, i), so appending never repeats
     an episode. `render` stores frames of that size from `cameras` (default: the world's first camera).
+    `policy` is a name (`random`, `noise`) or an object with `reset()` and `__call__(obs) -> action`
+    (e.g. a planner acting through `PlannerPolicy`), recorded under its `name`.
+    Returns `out`; `stats` (a list, if given) gets one dict per episode: index, steps, return, terminated.
     """
     from wmkit.worlds import make
 
@@ -37,7 +40,11 @@ def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise"
     if not isinstance(env.action_space, spaces.Box):
         raise WmkitError(f"{world} has a {type(env.action_space).__name__} action space; wmkit collects and models "
                          f"continuous (Box) actions only for now")
-    make_policy(policy, env.action_space, np.random.default_rng(0))  # a bad policy name fails before any write
+    if isinstance(policy, str):
+        make_policy(policy, env.action_space, np.random.default_rng(0))  # a bad policy name fails before any write
+    elif not (callable(policy) and hasattr(policy, "reset")):
+        raise WmkitError(f"policy {policy!r} must be a name ({', '.join(POLICIES)}) or an object with reset() and "
+                         f"__call__(obs)")
     if render is not None and not env.cameras:
         raise WmkitError(f"{world} has no cameras to render from; collect without --render")
     cameras = list(cameras or (env.cameras[:1] if render else []))
@@ -59,15 +66,24 @@ def collect(world: str, episodes: int, out: str | Path, *, policy: str = "noise"
             for i in range(start, start + episodes):
                 ep = run_episode(env, policy, seed=_episode_seed(seed, i), cameras=cameras, size=render)
                 write_episode(out, i, ep)
+                if stats is not None:
+                    stats.append({"index": i, "steps": len(ep.actions), "return": float(ep.rewards.sum()),
+                                  "terminated": bool(ep.terminated[-1]) if len(ep.terminated) else False,
+                                  "events": {k.split("/", 1)[1]: int(v.sum()) for k, v in ep.annotations.items()
+                                             if k.startswith("events/")}})
                 bar.update(task, advance=1)
     finally:
         env.close()
     return out
 
 
-def run_episode(env, policy_name: str, seed: int, cameras=(), size=None) -> Episode:
-    rng = np.random.default_rng([seed, 1])  # a stream apart from the world's own reset seed
-    policy = make_policy(policy_name, env.action_space, rng)
+def run_episode(env, policy, seed: int, cameras=(), size=None) -> Episode:
+    """One episode of `policy` (a name, or an object with reset() and __call__(obs)) from a seeded reset."""
+    if isinstance(policy, str):
+        policy_name = policy
+        policy = make_policy(policy, env.action_space, np.random.default_rng([seed, 1]))  # apart from the reset seed
+    else:
+        policy_name = getattr(policy, "name", type(policy).__name__)
     policy.reset()
     obs, info = env.reset(seed=seed)
     observations, states, actions, rewards, terms, truncs = [obs], [_state_or_none(env)], [], [], [], []

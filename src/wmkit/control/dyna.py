@@ -1,0 +1,138 @@
+"""The Dyna loop: act in the true world with a planner over a learned model, grow the dataset,
+retrain the model, repeat (Sutton's Dyna; PETS's and MBPO's outer loop).
+
+    run_agent(AgentConfig(world="Pendulum-v1", steps=3000, planner="cem"), out="runs/agent")
+
+First `seed_episodes` episodes of random actions; then, episode after episode, the model (an
+ensemble, `model_preset`) is trained afresh on everything collected so far and a planner acts with it
+for one episode in the true world, that episode joining the dataset. Every episode is logged to
+`OUT/log.jsonl` (environment steps so far, return, termination, the world's events, who acted,
+seconds), so return against environment steps is the learning curve. The dataset (`OUT/data`) and the
+last model (`OUT/model`) stay on disk; a `SafetyFilter` on a named event (`safety=`) keeps the
+planner from plans whose imagined futures reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmkit.errors import WmkitError, check_fields
+
+
+@dataclass
+class AgentConfig:
+    world: str = "Pendulum-v1"
+    steps: int = 3000
+    """environment steps in all (the random episodes included); the episode in flight finishes"""
+    planner: str = "cem"
+    """cem, icem or mppi"""
+    seed_episodes: int = 1
+    """episodes of random actions before the first model"""
+    train_steps: int = 1000
+    """training steps of each retrain (a fresh model on all the data so far)"""
+    model_preset: str = "tiny"
+    horizon: int = 15
+    samples: int = 200
+    iterations: int = 4
+    max_episode_steps: int | None = None
+    """cap on an episode's length (default: the world's own)"""
+    safety: str | None = None
+    """an unsafe event of the world (e.g. cup_leaves_table) that plans must avoid"""
+    max_risk: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "horizon",
+                                                          "samples", "iterations"))
+        from wmkit.control import PLANNERS
+
+        if self.planner not in PLANNERS:
+            raise WmkitError(f"agent config: planner={self.planner!r}; choose one of {', '.join(PLANNERS)} "
+                             f"(policies trained in imagination are not built yet)")
+
+
+class PlannerPolicy:
+    """A planner as a policy for `collect`: it observes the last observations and actions it saw (as many
+    as the model needs), plans, and returns the action."""
+
+    def __init__(self, planner, name: str | None = None):
+        self.planner = planner
+        self.name = name or planner.name
+        self.reset()
+
+    def reset(self) -> None:
+        self.planner.reset()
+        self.seen_obs, self.seen_act = [], []
+
+    def __call__(self, obs) -> np.ndarray:
+        model = self.planner.model
+        C = max(model.spec.context, 1)
+        self.seen_obs = (self.seen_obs + [np.asarray(obs, dtype=np.float32)])[-C:]
+        acts = self.seen_act[len(self.seen_act) - (len(self.seen_obs) - 1):] if len(self.seen_obs) > 1 else []
+        o = torch.as_tensor(np.asarray(self.seen_obs), device=model.device)[None]
+        a = torch.as_tensor(np.asarray(acts, dtype=np.float32).reshape(len(acts), model.spec.action_dim),
+                            device=model.device)[None]
+        with torch.no_grad():
+            action = self.planner.plan(model.observe(o, a)).cpu().numpy().astype(np.float32)
+        self.seen_act.append(action)
+        return action
+
+
+def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
+    """Run the loop; returns the log rows (also in OUT/log.jsonl)."""
+    from wmkit.control import SafetyFilter, make_planner
+    from wmkit.data.collect import collect
+    from wmkit.models import load_model, preset_config
+    from wmkit.train import TrainConfig, train
+
+    from wmkit.worlds.registry import resolve
+
+    out = Path(out)
+    data, run, log_path = out / "data", out / "model", out / "log.jsonl"
+    if out.exists() and any(out.iterdir()):
+        raise WmkitError(f"{out} is not empty; give the agent a new --out folder")
+    world_cls, _ = resolve(cfg.world)  # everything checked before anything is written
+    events = getattr(world_cls, "state_events", {})
+    if cfg.safety is not None and cfg.safety not in events:
+        raise WmkitError(f"{cfg.world} names no unsafe event {cfg.safety!r}; known: {', '.join(events) or 'none'}")
+    model_config = preset_config("ensemble", cfg.model_preset)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    rows, env_steps, episode = [], 0, 0
+
+    def act(policy, who: str) -> None:
+        nonlocal env_steps, episode
+        t0, stats = time.perf_counter(), []
+        collect(cfg.world, 1, data, policy=policy, seed=cfg.seed, max_steps=cfg.max_episode_steps, progress=False,
+                stats=stats)
+        env_steps += stats[0]["steps"]
+        row = {"episode": episode, "env_steps": env_steps, "return": round(stats[0]["return"], 4),
+               "terminated": stats[0]["terminated"], "events": stats[0]["events"], "acted": who,
+               "seconds": round(time.perf_counter() - t0, 2)}
+        rows.append(row)
+        with log_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        say(f"episode {episode:3d}  {who:>6}  env steps {env_steps:6d}  return {row['return']:10.2f}"
+            f"  ({row['seconds']:.1f} s)")
+        episode += 1
+
+    for _ in range(cfg.seed_episodes):
+        act("random", "random")
+    while env_steps < cfg.steps:
+        if run.exists():
+            shutil.rmtree(run)  # a fresh model on all the data so far
+        train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
+              model_config=model_config, progress=False)
+        model = load_model(run)
+        safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
+        planner = make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon, samples=cfg.samples,
+                               iterations=cfg.iterations, seed=cfg.seed + episode)
+        act(PlannerPolicy(planner), cfg.planner)
+    return rows
