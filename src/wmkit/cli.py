@@ -363,6 +363,7 @@ def agent(
     out: Path = typer.Option(Path("runs/agent"), help="folder for the data, the model and log.jsonl"),
     seed_episodes: int = typer.Option(1, help="episodes of random actions before the first model"),
     train_steps: int = typer.Option(1000, help="training steps of each retrain"),
+    retrain_every: int = typer.Option(200, help="retrain after this many new environment steps"),
     preset: str = typer.Option("tiny", help="ensemble size: tiny, small or base"),
     horizon: int = typer.Option(15, help="planning horizon (steps)"),
     samples: int = typer.Option(200, help="action sequences per planner iteration"),
@@ -376,6 +377,7 @@ def agent(
     from wmkit.control.dyna import AgentConfig, run_agent
 
     cfg = AgentConfig(world=world, steps=steps, planner=planner, seed_episodes=seed_episodes, train_steps=train_steps,
+                      retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)

@@ -3,9 +3,10 @@ retrain the model, repeat (Sutton's Dyna; PETS's and MBPO's outer loop).
 
     run_agent(AgentConfig(world="Pendulum-v1", steps=3000, planner="cem"), out="runs/agent")
 
-First `seed_episodes` episodes of random actions; then, episode after episode, the model (an
-ensemble, `model_preset`) is trained afresh on everything collected so far and a planner acts with it
-for one episode in the true world, that episode joining the dataset. Every episode is logged to
+First `seed_episodes` episodes of random actions; then the model (an ensemble, `model_preset`) is
+trained afresh on everything collected so far and a planner acts with it for one episode in the true
+world, that episode joining the dataset; the model is retrained whenever `retrain_every` new steps
+have come in (every episode where episodes are that long). Every episode is logged to
 `OUT/log.jsonl` (environment steps so far, return, termination, the world's events, who acted,
 seconds), so return against environment steps is the learning curve. The dataset (`OUT/data`) and the
 last model (`OUT/model`) stay on disk; a `SafetyFilter` on a named event (`safety=`) keeps the
@@ -37,6 +38,9 @@ class AgentConfig:
     """episodes of random actions before the first model"""
     train_steps: int = 1000
     """training steps of each retrain (a fresh model on all the data so far)"""
+    retrain_every: int = 200
+    """retrain once at least this many environment steps have come in since the last model (short
+    episodes share a model)"""
     model_preset: str = "tiny"
     horizon: int = 15
     samples: int = 200
@@ -49,8 +53,8 @@ class AgentConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "horizon",
-                                                          "samples", "iterations"))
+        check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
+                                                          "horizon", "samples", "iterations"))
         from wmkit.control import PLANNERS
 
         if self.planner not in PLANNERS:
@@ -114,7 +118,8 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
                 stats=stats)
         env_steps += stats[0]["steps"]
         row = {"episode": episode, "env_steps": env_steps, "return": round(stats[0]["return"], 4),
-               "terminated": stats[0]["terminated"], "events": stats[0]["events"], "acted": who,
+               "terminated": stats[0]["terminated"], "success": stats[0]["success"], "events": stats[0]["events"],
+               "acted": who,
                "seconds": round(time.perf_counter() - t0, 2)}
         rows.append(row)
         with log_path.open("a") as f:
@@ -125,14 +130,17 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
 
     for _ in range(cfg.seed_episodes):
         act("random", "random")
+    trained_at, policy = None, None
     while env_steps < cfg.steps:
-        if run.exists():
-            shutil.rmtree(run)  # a fresh model on all the data so far
-        train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
-              model_config=model_config, progress=False)
-        model = load_model(run)
-        safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
-        planner = make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon, samples=cfg.samples,
-                               iterations=cfg.iterations, seed=cfg.seed + episode)
-        act(PlannerPolicy(planner), cfg.planner)
+        if trained_at is None or env_steps - trained_at >= cfg.retrain_every:
+            if run.exists():
+                shutil.rmtree(run)  # a fresh model on all the data so far
+            train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
+                  model_config=model_config, progress=False)
+            model = load_model(run)
+            safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
+            policy = PlannerPolicy(make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon,
+                                                samples=cfg.samples, iterations=cfg.iterations, seed=cfg.seed + episode))
+            trained_at = env_steps
+        act(policy, cfg.planner)
     return rows

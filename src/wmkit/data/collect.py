@@ -23,7 +23,8 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
     an episode. `render` stores frames of that size from `cameras` (default: the world's first camera).
     `policy` is a name (`random`, `noise`) or an object with `reset()` and `__call__(obs) -> action`
     (e.g. a planner acting through `PlannerPolicy`), recorded under its `name`.
-    Returns `out`; `stats` (a list, if given) gets one dict per episode: index, steps, return, terminated.
+    Returns `out`; `stats` (a list, if given) gets one dict per episode: index, steps, return, terminated,
+    success (where the world defines it) and the count of each event.
     """
     from wmkit.worlds import make
 
@@ -69,6 +70,7 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
                 if stats is not None:
                     stats.append({"index": i, "steps": len(ep.actions), "return": float(ep.rewards.sum()),
                                   "terminated": bool(ep.terminated[-1]) if len(ep.terminated) else False,
+                                  "success": env.success() if hasattr(env, "success") else None,
                                   "events": {k.split("/", 1)[1]: int(v.sum()) for k, v in ep.annotations.items()
                                              if k.startswith("events/")}})
                 bar.update(task, advance=1)

@@ -1,0 +1,162 @@
+"""Sample efficiency: wmkit's Dyna loop with model-predictive control against stable-baselines3 SAC,
+side by side in one run, return against environment steps.
+
+    python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
+        [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
+
+Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
+on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
+defaults, one torch thread) for `--sac-steps`. A method's return at N steps is the mean return of
+its last 3 episodes that finished by N (its learning curve, not a separate evaluation). The table
+gives, per world, mean and spread over seeds of: a random policy, wmkit at its budget, SAC at
+wmkit's budget, and SAC at its own budget; the issue's target is wmkit at 5k steps reaching SAC's
+return at 50k. `--oracle-episodes N` adds the same planner over the true simulator (the planning
+gap: learned-model return relative to the simulator's, both over random). Writes
+benchmarks/results/sample_efficiency.json with every curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> float:
+    """Mean return of the last `last` episodes that finished by `steps` environment steps."""
+    done = [r for s, r in curve if s <= steps]
+    return float(np.mean(done[-last:])) if done else float("nan")
+
+
+def run_wmkit(world: str, steps: int, seed: int, planner: str) -> tuple[list, float]:
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed), Path(tmp) / "agent",
+                         say=lambda *_: None)
+    return [(r["env_steps"], r["return"]) for r in rows], time.perf_counter() - t0
+
+
+def run_sac(world: str, steps: int, seed: int) -> tuple[list, float]:
+    import wmkit
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    curve = []
+
+    class Record(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals.get("infos", []):
+                if "episode" in info:
+                    curve.append((self.num_timesteps, float(info["episode"]["r"])))
+            return True
+
+    env = Monitor(wmkit.make(world))
+    t0 = time.perf_counter()
+    SAC("MlpPolicy", env, seed=seed, verbose=0).learn(steps, callback=Record())
+    env.close()
+    return curve, time.perf_counter() - t0
+
+
+def random_return(world: str, episodes: int, seed: int) -> float:
+    import wmkit
+
+    env, total = wmkit.make(world), []
+    env.action_space.seed(seed)
+    for i in range(episodes):
+        env.reset(seed=seed * 1000 + i)
+        ret, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            ret, done = ret + r, term or trunc
+        total.append(ret)
+    return float(np.mean(total))
+
+
+def oracle_return(world: str, planner: str, episodes: int, seed: int) -> float:
+    """The agent's planner with the true simulator as its model, from the same kind of starts."""
+    import wmkit
+    from wmkit.control.dyna import PlannerPolicy
+    from wmkit.data.collect import collect
+    from wmkit.models import reference_model
+
+    stats = []
+    policy = PlannerPolicy(wmkit.make_planner(planner, reference_model("oracle", world), horizon=15, samples=200,
+                                              iterations=4, seed=seed))
+    with tempfile.TemporaryDirectory() as tmp:
+        collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + 100, progress=False, stats=stats)
+    return float(np.mean([s["return"] for s in stats]))
+
+
+def mean_spread(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(np.nanmean(v)), float(np.nanstd(v))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--worlds", nargs="+", default=["Pendulum-v1", "InvertedPendulum-v5", "Reacher-v5"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--wmkit-steps", type=int, default=5000)
+    ap.add_argument("--sac-steps", type=int, default=50000)
+    ap.add_argument("--planner", default="cem")
+    ap.add_argument("--oracle-episodes", type=int, default=0)
+    ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for world in args.worlds:
+        per_seed = []
+        for seed in args.seeds:
+            wm_curve, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner)
+            sac_curve, sac_s = run_sac(world, args.sac_steps, seed)
+            per_seed.append({
+                "seed": seed, "random": random_return(world, 5, seed),
+                "wmkit": return_at(wm_curve, args.wmkit_steps), "sac_at_wmkit_steps": return_at(sac_curve, args.wmkit_steps),
+                "sac": return_at(sac_curve, args.sac_steps, last=10),
+                "oracle": oracle_return(world, args.planner, args.oracle_episodes, seed) if args.oracle_episodes else None,
+                "wmkit_seconds": round(wm_s, 1), "sac_seconds": round(sac_s, 1),
+                "wmkit_curve": wm_curve, "sac_curve": sac_curve})
+            print(f"{world} seed {seed}: wmkit {per_seed[-1]['wmkit']:.1f} at {args.wmkit_steps} steps ({wm_s:.0f} s), "
+                  f"SAC {per_seed[-1]['sac']:.1f} at {args.sac_steps} ({sac_s:.0f} s)", flush=True)
+        row = {"world": world, "seeds": per_seed}
+        for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac"):
+            row[key] = mean_spread([s[key] for s in per_seed])
+        if args.oracle_episodes:
+            row["oracle"] = mean_spread([s["oracle"] for s in per_seed])
+            span = row["oracle"][0] - row["random"][0]
+            row["planning_gap"] = (row["wmkit"][0] - row["random"][0]) / span if span > 0 else None
+        row["target_met"] = bool(row["wmkit"][0] >= row["sac"][0])
+        rows.append(row)
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    result = {"benchmark": "sample_efficiency", "wmkit_steps": args.wmkit_steps, "sac_steps": args.sac_steps,
+              "planner": args.planner, "seeds": args.seeds, "machine": machine,
+              "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
+    k = lambda n: f"{n / 1000:g}k"  # noqa: E731
+    print(f"\nsample efficiency: mean +- spread over seeds {args.seeds} (return of the last episodes by that step)")
+    print(f"{'world':>20} {'random':>16} {'wmkit @' + k(args.wmkit_steps):>16} {'SAC @' + k(args.wmkit_steps):>16} "
+          f"{'SAC @' + k(args.sac_steps):>16} {'oracle MPC':>16} {'gap':>6} {'target':>7}")
+    for r in rows:
+        cell = lambda v: f"{v[0]:9.1f} +-{v[1]:5.1f}"  # noqa: E731
+        gap = r.get("planning_gap")
+        print(f"{r['world']:>20} {cell(r['random']):>16} {cell(r['wmkit']):>16} {cell(r['sac_at_wmkit_steps']):>16} "
+              f"{cell(r['sac']):>16} {cell(r['oracle']) if 'oracle' in r else '-':>16} "
+              f"{'-' if gap is None else f'{gap:.2f}':>6} {'met' if r['target_met'] else 'not met':>7}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
