@@ -95,7 +95,6 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
     from wmkit.data.collect import collect
     from wmkit.models import load_model, preset_config
     from wmkit.train import TrainConfig, train
-
     from wmkit.worlds.registry import resolve
 
     out = Path(out)
@@ -116,10 +115,10 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
         t0, stats = time.perf_counter(), []
         collect(cfg.world, 1, data, policy=policy, seed=cfg.seed, max_steps=cfg.max_episode_steps, progress=False,
                 stats=stats)
-        env_steps += stats[0]["steps"]
-        row = {"episode": episode, "env_steps": env_steps, "return": round(stats[0]["return"], 4),
-               "terminated": stats[0]["terminated"], "success": stats[0]["success"], "events": stats[0]["events"],
-               "acted": who,
+        env_steps += stats[0]["steps"]  # one episode
+        done = stats[0]
+        row = {"episode": episode, "env_steps": env_steps, "return": round(done["return"], 4),
+               "terminated": done["terminated"], "success": done["success"], "events": done["events"], "acted": who,
                "seconds": round(time.perf_counter() - t0, 2)}
         rows.append(row)
         with log_path.open("a") as f:
