@@ -1,6 +1,6 @@
 """Acting with a world model: planners that use only the WorldModel verbs."""
 
-from wmkit.control.base import Objective, Planner, predicted_return
+from wmkit.control.base import Objective, Planner, PlannerPolicy, predicted_return
 from wmkit.control.cem import CEMConfig, CEMPlanner
 from wmkit.control.dream import DreamEnv
 from wmkit.control.icem import ICEMConfig, ICEMPlanner
@@ -26,4 +26,4 @@ def make_planner(name: str, model, objective: Objective | None = None, safety: S
 
 
 __all__ = ["PLANNERS", "CEMConfig", "CEMPlanner", "DreamEnv", "ICEMConfig", "ICEMPlanner", "MPPIConfig", "MPPIPlanner",
-           "Objective", "Planner", "SafetyFilter", "make_planner", "predicted_return"]
+           "Objective", "Planner", "PlannerPolicy", "SafetyFilter", "make_planner", "predicted_return"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from wmkit.errors import WmkitError
@@ -146,3 +147,31 @@ class Planner(ABC):
     @abstractmethod
     def _search(self, state) -> torch.Tensor:
         """The best action sequence [H, A] found from `state`, starting from `self.mean`."""
+
+
+class PlannerPolicy:
+    """A planner as a policy (for `collect`, the Dyna loop and the scorecard): it observes the last
+    observations and actions it saw (as many as the model needs), plans, and returns the action.
+    Keywords of a call (e.g. `physics=`, `sim_state=` for the oracle) go on to the model's `observe`."""
+
+    def __init__(self, planner: Planner, name: str | None = None):
+        self.planner = planner
+        self.name = name or planner.name
+        self.reset()
+
+    def reset(self) -> None:
+        self.planner.reset()
+        self.seen_obs, self.seen_act = [], []
+
+    def __call__(self, obs, **observe_kw) -> np.ndarray:
+        model = self.planner.model
+        C = max(model.spec.context, 1)
+        self.seen_obs = (self.seen_obs + [np.asarray(obs, dtype=np.float32)])[-C:]
+        acts = self.seen_act[len(self.seen_act) - (len(self.seen_obs) - 1):] if len(self.seen_obs) > 1 else []
+        o = torch.as_tensor(np.asarray(self.seen_obs), device=model.device)[None]
+        a = torch.as_tensor(np.asarray(acts, dtype=np.float32).reshape(len(acts), model.spec.action_dim),
+                            device=model.device)[None]
+        with torch.no_grad():
+            action = self.planner.plan(model.observe(o, a, **observe_kw)).cpu().numpy().astype(np.float32)
+        self.seen_act = (self.seen_act + [action])[-C:]  # no more than the next context needs
+        return action

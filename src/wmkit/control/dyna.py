@@ -21,10 +21,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from wmkit.control.base import PlannerPolicy
 from wmkit.errors import WmkitError, check_fields
+
+__all__ = ["AgentConfig", "PlannerPolicy", "run_agent"]
 
 
 @dataclass
@@ -60,33 +60,6 @@ class AgentConfig:
         if self.planner not in PLANNERS:
             raise WmkitError(f"agent config: planner={self.planner!r}; choose one of {', '.join(PLANNERS)} "
                              f"(policies trained in imagination are not built yet)")
-
-
-class PlannerPolicy:
-    """A planner as a policy for `collect`: it observes the last observations and actions it saw (as many
-    as the model needs), plans, and returns the action."""
-
-    def __init__(self, planner, name: str | None = None):
-        self.planner = planner
-        self.name = name or planner.name
-        self.reset()
-
-    def reset(self) -> None:
-        self.planner.reset()
-        self.seen_obs, self.seen_act = [], []
-
-    def __call__(self, obs) -> np.ndarray:
-        model = self.planner.model
-        C = max(model.spec.context, 1)
-        self.seen_obs = (self.seen_obs + [np.asarray(obs, dtype=np.float32)])[-C:]
-        acts = self.seen_act[len(self.seen_act) - (len(self.seen_obs) - 1):] if len(self.seen_obs) > 1 else []
-        o = torch.as_tensor(np.asarray(self.seen_obs), device=model.device)[None]
-        a = torch.as_tensor(np.asarray(acts, dtype=np.float32).reshape(len(acts), model.spec.action_dim),
-                            device=model.device)[None]
-        with torch.no_grad():
-            action = self.planner.plan(model.observe(o, a)).cpu().numpy().astype(np.float32)
-        self.seen_act.append(action)
-        return action
 
 
 def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:

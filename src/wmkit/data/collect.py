@@ -22,7 +22,7 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
     Episode i (counted over the whole dataset) is seeded from (seed, i), so appending never repeats
     an episode. `render` stores frames of that size from `cameras` (default: the world's first camera).
     `policy` is a name (`random`, `noise`) or an object with `reset()` and `__call__(obs) -> action`
-    (e.g. a planner acting through `PlannerPolicy`), recorded under its `name`.
+    (e.g. a planner acting through `control.PlannerPolicy`), recorded under its `name`.
     Returns `out`; `stats` (a list, if given) gets one dict per episode: index, steps, return, terminated,
     success (where the world defines it) and the count of each event.
     """

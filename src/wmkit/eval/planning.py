@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wmkit.control.base import PlannerPolicy
 from wmkit.control.cem import CEMConfig, CEMPlanner
 from wmkit.data.policies import make_policy
 from wmkit.errors import WmkitError
@@ -71,30 +72,22 @@ def _episode(ctx, world, model, cfg, sim, physics, obs0, steps, seed) -> dict:
     world.set_physics(physics)
     world.set_state(sim)
     obs = np.asarray(obs0, dtype=np.float32)
-    planner = CEMPlanner(model, cfg) if model is not None else None
-    policy = make_policy("noise", world.action_space, np.random.default_rng([ctx.seed, seed, 51]))
+    if model is None:
+        policy = make_policy("noise", world.action_space, np.random.default_rng([ctx.seed, seed, 51]))
+    else:
+        policy = PlannerPolicy(CEMPlanner(model, cfg))
     policy.reset()
-    context = max(model.spec.context, 1) if model is not None else 1
-    hist_obs, hist_act = [obs], []
     total, terminated = 0.0, False
     for _ in range(steps):
-        if planner is None:
+        if model is None:
             action = np.asarray(policy(obs), dtype=np.float32)
         else:
-            seen = hist_obs[-context:]
-            o = torch.from_numpy(np.asarray(seen))[None].to(model.device)
-            acts = hist_act[len(hist_act) - (len(seen) - 1):] if len(seen) > 1 else []
-            a = torch.from_numpy(np.asarray(acts, dtype=np.float32).reshape(len(acts), model.spec.action_dim))[None]
             try:
-                state = model.observe(o, a.to(model.device), physics=[physics],
-                                      sim_state=torch.from_numpy(world.get_state())[None])
+                action = policy(obs, physics=[physics], sim_state=torch.from_numpy(world.get_state())[None])
             except WmkitError as e:
                 raise Skip(f"the model could not observe the planning context: {e}") from None
-            action = planner.plan(state).cpu().numpy().astype(np.float32)
         obs, reward, terminated, _, _ = world.step(action.astype(world.action_space.dtype))
         obs = np.asarray(obs, dtype=np.float32)
-        hist_obs.append(obs)
-        hist_act.append(action)
         total += reward
         if terminated:
             break

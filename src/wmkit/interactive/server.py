@@ -146,8 +146,9 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
             for sid in [s for s, t in last_used.items() if now - t > limits.idle_timeout_s]:
                 _drop(sid)
 
-    def _get(sid: str) -> tuple[Session, threading.Lock]:
-        _expire()
+    def _get(sid: str, expire: bool = True) -> tuple[Session, threading.Lock]:
+        if expire:
+            _expire()
         with registry_lock:
             if sid not in sessions:
                 raise HTTPException(404, f"no session {sid!r} (closed, expired after "
@@ -240,9 +241,10 @@ def create_app(model, *, scale=None, token: str | None = None, limits: SessionLi
         call (each session's lock held), the others answered with an error frame."""
         replies: list[dict | None] = [None] * len(items)
         ready: list[tuple[int, Session, threading.Lock, np.ndarray]] = []
+        _expire()  # once per batch, not once per step in it
         for i, (sid, action) in enumerate(items):
             try:
-                session, lock = _get(sid)
+                session, lock = _get(sid, expire=False)
                 req = StepRequest(action=action)
                 ready.append((i, session, lock, session.check_action(req.action)))
             except HTTPException as e:
