@@ -66,7 +66,7 @@ def test_train_then_resume_from_the_cli(tabletop_data, tmp_path):
     (["collect", "--episodes", "1", "--out", "{tmp}/r", "--render", "0"], "render=0"),
     (["collect", "--episodes", "1", "--out", "{tmp}/c", "--camera", "top"], "--render"),
     (["collect", "--episodes", "1", "--out", "{tmp}/m", "--max-steps", "0"], "max_steps=0"),
-    (["collect", "--world", "gym:CartPole-v1", "--episodes", "1", "--out", "{tmp}/d"], "Discrete action space"),
+    (["collect", "--world", "gym:Blackjack-v1", "--episodes", "1", "--out", "{tmp}/d"], "Tuple observation space"),
     (["train", "--data", "{tmp}", "--out", "{tmp}/file.txt"], "is a file"),
 ])
 def test_more_user_errors(tmp_path, args, needle):

@@ -359,7 +359,7 @@ def _serve(run, host, port, token, data, world, max_sessions, open_browser, batc
 def agent(
     world: str = typer.Option("Pendulum-v1", help="world to act in (see `wmkit worlds`)"),
     steps: int = typer.Option(3000, help="environment steps in all, the random episodes included"),
-    planner: str = typer.Option("cem", help="cem, icem or mppi"),
+    planner: str = typer.Option("cem", help="cem, icem, mppi, or policy (an actor-critic trained in imagination)"),
     out: Path = typer.Option(Path("runs/agent"), help="folder for the data, the model and log.jsonl"),
     seed_episodes: int = typer.Option(1, help="episodes of random actions before the first model"),
     train_steps: int = typer.Option(1000, help="training steps of each retrain"),
@@ -371,6 +371,7 @@ def agent(
     max_episode_steps: Optional[int] = typer.Option(None, help="cap on an episode's length"),
     safety: Optional[str] = typer.Option(None, help="an unsafe event plans must avoid (e.g. cup_leaves_table)"),
     max_risk: float = typer.Option(0.1, help="largest share of imagined futures that may reach the unsafe event"),
+    imagination_updates: int = typer.Option(500, help="--planner policy: actor-critic updates in each new model"),
     seed: int = typer.Option(0),
 ):
     """The Dyna loop: act with a planner over a learned model, grow the data, retrain, repeat (log.jsonl)."""
@@ -379,7 +380,8 @@ def agent(
     cfg = AgentConfig(world=world, steps=steps, planner=planner, seed_episodes=seed_episodes, train_steps=train_steps,
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
-                      max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk, seed=seed)
+                      max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
+                      imagination_updates=imagination_updates, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
     typer.echo(f"log: {out / 'log.jsonl'} ({len(rows)} episodes, {rows[-1]['env_steps']} environment steps)")
 

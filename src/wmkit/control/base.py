@@ -67,9 +67,15 @@ class Planner(ABC):
     """Model-predictive control over any WorldModel. Subclasses implement `_search`."""
 
     name = ""
+    action_kind = "continuous"  # the kind of action this planner searches
 
     def __init__(self, model, config, objective: Objective | None = None, safety=None):
         self.model, self.config = model, config
+        kind = getattr(model.spec, "action_kind", "continuous")
+        if kind != self.action_kind:
+            instead = "cem (it searches discrete choices on such a model)" if kind == "discrete" else "cem, icem or mppi"
+            raise WmkitError(f"the {self.name} planner searches {self.action_kind} actions, but the {model.spec.world} "
+                             f"model's actions are {kind}; use {instead}")
         self.objective = objective or Objective()
         self.safety = safety  # a SafetyFilter: sequences whose futures reach its event too often are rejected
         if safety is not None and safety.model is not model:

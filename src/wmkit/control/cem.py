@@ -55,3 +55,63 @@ class CEMPlanner(Planner):
             elite = actions[torch.topk(self.imagine(starts, actions), c.elites).indices]
             mean, std = elite.mean(0), elite.std(0).clamp_min(c.min_std * float(self.half_range.min()))
         return mean
+
+
+@dataclass
+class DiscreteCEMConfig:
+    horizon: int = 8
+    samples: int = 64
+    iterations: int = 3
+    elites: int = 8
+    smoothing: float = 0.2
+    """each refit keeps this share of the previous distribution (Rubinstein's smoothed CEM)"""
+    min_prob: float = 0.02
+    """floor on every choice's probability at every step, so no choice is ruled out for good"""
+    seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, "discrete CEM config", positive_ints=("horizon", "samples", "iterations", "elites"),
+                     nonnegative=("smoothing", "min_prob"))
+        if self.elites > self.samples:
+            raise WmkitError(f"discrete CEM config: elites={self.elites} exceeds samples={self.samples}")
+        if self.smoothing >= 1:
+            raise WmkitError(f"discrete CEM config: smoothing={self.smoothing} must be below 1")
+
+
+class DiscreteCEMPlanner(Planner):
+    """CEM over sequences of discrete choices: a categorical distribution per step, sampled, imagined
+    (as one-hot vectors, what the model was trained on), and refit to the elites' choice frequencies."""
+
+    name = "cem-discrete"
+    action_kind = "discrete"
+
+    def __init__(self, model, config: DiscreteCEMConfig | None = None, objective: Objective | None = None,
+                 safety=None):
+        super().__init__(model, config or DiscreteCEMConfig(), objective, safety)
+
+    def reset(self) -> None:
+        n = self.model.spec.action_dim
+        self.mean = torch.full((self.config.horizon, n), 1.0 / n, device=self.model.device)  # choice probabilities
+
+    def plan(self, state) -> torch.Tensor:
+        probs = super().plan(state)  # keeps the shifted probabilities as the next warm start
+        n = self.model.spec.action_dim
+        self.mean[-1] = 1.0 / n  # the step newly in view starts undecided
+        return torch.nn.functional.one_hot(probs.argmax(), n).float()
+
+    def _search(self, state) -> torch.Tensor:
+        c = self.config
+        n = self.model.spec.action_dim
+        starts = state.repeat(c.samples)
+        probs = self._floor(self.mean)
+        for _ in range(c.iterations):
+            picks = torch.multinomial(probs, c.samples, replacement=True, generator=self.generator).T  # [N, H]
+            picks[0] = probs.argmax(-1)  # the most likely sequence is always a candidate
+            actions = torch.nn.functional.one_hot(picks, n).float()
+            elite = actions[torch.topk(self.imagine(starts, actions), c.elites).indices]
+            probs = self._floor(c.smoothing * probs + (1 - c.smoothing) * elite.mean(0))
+        return probs
+
+    def _floor(self, probs: torch.Tensor) -> torch.Tensor:
+        probs = probs.clamp_min(self.config.min_prob)
+        return probs / probs.sum(-1, keepdim=True)

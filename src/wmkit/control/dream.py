@@ -7,6 +7,7 @@ observed with the context the model needs, or, without a dataset, the true world
 `step` imagines one step: the observation is the model's predicted state vector, the reward its
 predicted reward, and the episode ends when the model's predicted chance of termination passes
 `terminate_above`; it is truncated after `max_episode_steps`. Only the WorldModel verbs are used.
+A model of a world with discrete actions gets a `Discrete` action space (the model reads one-hot vectors).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from wmkit.actions import encode as encode_action
 from wmkit.errors import WmkitError
 
 
@@ -41,8 +43,11 @@ class DreamEnv(gym.Env):
         self.max_episode_steps = max_episode_steps
         self.terminate_above = terminate_above
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(spec.obs_dim,), dtype=np.float32)
-        self.action_space = spaces.Box(np.asarray(spec.action_low, dtype=np.float32),
-                                       np.asarray(spec.action_high, dtype=np.float32), dtype=np.float32)
+        if spec.action_kind == "discrete":  # the agent picks a choice; the model reads its one-hot vector
+            self.action_space = spaces.Discrete(spec.action_dim)
+        else:
+            self.action_space = spaces.Box(np.asarray(spec.action_low, dtype=np.float32),
+                                           np.asarray(spec.action_high, dtype=np.float32), dtype=np.float32)
         self._episodes = None
         if starts is not None:
             self._episodes = [e for e in (starts.split("train") or starts.episodes) if len(e) >= spec.context]
@@ -81,10 +86,13 @@ class DreamEnv(gym.Env):
     def step(self, action):
         if self._state is None:
             raise WmkitError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float32)
-        if a.shape != self.action_space.shape or not np.all(np.isfinite(a)):
-            raise WmkitError(f"action {a.tolist()} must be {self.action_space.shape[0]} finite numbers")
-        a = np.clip(a, self.action_space.low, self.action_space.high)
+        if isinstance(self.action_space, spaces.Discrete):
+            a = encode_action(self.action_space, action)
+        else:
+            a = np.asarray(action, dtype=np.float32)
+            if a.shape != self.action_space.shape or not np.all(np.isfinite(a)):
+                raise WmkitError(f"action {a.tolist()} must be {self.action_space.shape[0]} finite numbers")
+            a = np.clip(a, self.action_space.low, self.action_space.high)
         with torch.no_grad():
             self._state, pred = self.model.step(self._state, torch.as_tensor(a, device=self.model.device)[None])
         self._t += 1

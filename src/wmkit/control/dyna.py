@@ -11,6 +11,11 @@ have come in (every episode where episodes are that long). Every episode is logg
 seconds), so return against environment steps is the learning curve. The dataset (`OUT/data`) and the
 last model (`OUT/model`) stay on disk; a `SafetyFilter` on a named event (`safety=`) keeps the
 planner from plans whose imagined futures reach it.
+
+With `planner="policy"` no planner runs: after each retrain an actor-critic (control/imagination.py)
+goes on learning inside the new model for `imagination_updates` updates, from moments of the data so
+far, and the actor (sampling, so it explores) acts for the next episode; the actor and critic carry
+over from model to model, as in Dreamer.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class AgentConfig:
     steps: int = 3000
     """environment steps in all (the random episodes included); the episode in flight finishes"""
     planner: str = "cem"
-    """cem, icem or mppi"""
+    """cem, icem, mppi (cem-discrete on discrete actions), or policy: an actor-critic trained in imagination"""
     seed_episodes: int = 1
     """episodes of random actions before the first model"""
     train_steps: int = 1000
@@ -50,21 +55,29 @@ class AgentConfig:
     safety: str | None = None
     """an unsafe event of the world (e.g. cup_leaves_table) that plans must avoid"""
     max_risk: float = 0.1
+    imagination_updates: int = 500
+    """planner="policy": actor-critic updates inside each new model"""
     seed: int = 0
 
     def __post_init__(self):
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
-                                                          "horizon", "samples", "iterations"))
+                                                          "horizon", "samples", "iterations",
+                                                          "imagination_updates"))
         from wmkit.control import PLANNERS
 
-        if self.planner not in PLANNERS:
-            raise WmkitError(f"agent config: planner={self.planner!r}; choose one of {', '.join(PLANNERS)} "
-                             f"(policies trained in imagination are not built yet)")
+        if self.planner not in (*PLANNERS, "policy"):
+            raise WmkitError(f"agent config: planner={self.planner!r}; choose one of {', '.join(PLANNERS)} or "
+                             f"policy (an actor-critic trained in imagination)")
+        if self.planner == "policy" and self.safety is not None:
+            raise WmkitError("agent config: the safety filter screens planned action sequences; use a planner "
+                             "(cem, icem, mppi) with safety=, not planner='policy'")
 
 
 def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
     """Run the loop; returns the log rows (also in OUT/log.jsonl)."""
     from wmkit.control import SafetyFilter, make_planner
+    from wmkit.control.imagination import ImaginationConfig, ImaginedActorCritic
+    from wmkit.data import load_dataset
     from wmkit.data.collect import collect
     from wmkit.models import load_model, preset_config
     from wmkit.train import TrainConfig, train
@@ -102,7 +115,7 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
 
     for _ in range(cfg.seed_episodes):
         act("random", "random")
-    trained_at, policy = None, None
+    trained_at, policy, learner = None, None, None
     while env_steps < cfg.steps:
         if trained_at is None or env_steps - trained_at >= cfg.retrain_every:
             if run.exists():
@@ -110,9 +123,17 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
             train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
                   model_config=model_config, progress=False)
             model = load_model(run)
-            safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
-            policy = PlannerPolicy(make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon,
-                                                samples=cfg.samples, iterations=cfg.iterations, seed=cfg.seed + episode))
+            if cfg.planner == "policy":
+                if learner is None:
+                    learner = ImaginedActorCritic(model, ImaginationConfig(horizon=cfg.horizon, seed=cfg.seed))
+                learner.set_model(model)
+                learner.train(load_dataset(data, val_fraction=0.0), cfg.imagination_updates)
+                policy = learner.policy(explore=True)
+            else:
+                safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
+                policy = PlannerPolicy(make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon,
+                                                    samples=cfg.samples, iterations=cfg.iterations,
+                                                    seed=cfg.seed + episode))
             trained_at = env_steps
         act(policy, cfg.planner)
     return rows

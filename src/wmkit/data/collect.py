@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
+from wmkit.actions import decode as decode_action
+from wmkit.actions import encode as encode_action
+from wmkit.actions import layout as action_layout
 from wmkit.data.format import DatasetMeta, Episode, episode_files, remove_partials, write_episode
 from wmkit.data.policies import POLICIES, make_policy
 from wmkit.errors import WmkitError
@@ -38,9 +41,11 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
         raise WmkitError(f"max_steps={max_steps!r} must be a positive integer")
     out = Path(out)
     env = make(world, physics=physics, render_size=render or 64, max_episode_steps=max_steps)
-    if not isinstance(env.action_space, spaces.Box):
-        raise WmkitError(f"{world} has a {type(env.action_space).__name__} action space; wmkit collects and models "
-                         f"continuous (Box) actions only for now")
+    actions = action_layout(env.action_space, world)  # Box, or Discrete stored one-hot
+    if not isinstance(env.observation_space, spaces.Box):
+        env.close()
+        raise WmkitError(f"{world} has a {type(env.observation_space).__name__} observation space; wmkit models "
+                         f"observations that are arrays of numbers (a Box space)")
     if isinstance(policy, str):
         make_policy(policy, env.action_space, np.random.default_rng(0))  # a bad policy name fails before any write
     elif not (callable(policy) and hasattr(policy, "reset")):
@@ -54,10 +59,8 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
             raise WmkitError(f"unknown camera {cam!r} for {world}; known: {', '.join(env.cameras)}")
     meta = DatasetMeta(
         world=env.world_id, obs_dim=int(np.prod(env.observation_space.shape)),
-        action_dim=int(np.prod(env.action_space.shape)), dt=float(env.dt),
-        action_low=np.asarray(env.action_space.low, dtype=float).tolist(),
-        action_high=np.asarray(env.action_space.high, dtype=float).tolist(),
-        frame_size=render, cameras=cameras,
+        action_dim=actions.dim, dt=float(env.dt), action_low=list(actions.low), action_high=list(actions.high),
+        action_kind=actions.kind, frame_size=render, cameras=cameras,
     )
     start = _open_for_append(out, meta)
     bar = progress_bar(progress)
@@ -94,8 +97,8 @@ def run_episode(env, policy, seed: int, cameras=(), size=None) -> Episode:
     notes.add(info["annotations"])
     done = False
     while not done:
-        action = np.asarray(policy(obs), dtype=np.float32)
-        obs, reward, terminated, truncated, info = env.step(action)
+        action = encode_action(env.action_space, policy(obs))  # what the dataset stores (one-hot if discrete)
+        obs, reward, terminated, truncated, info = env.step(decode_action(env.action_space, action))
         observations.append(obs)
         states.append(_state_or_none(env))
         actions.append(action)
@@ -152,7 +155,8 @@ def _open_for_append(out: Path, meta: DatasetMeta) -> int:
         raise WmkitError(f"--out {out} is a file; give a directory")
     if (out / "dataset.json").exists():
         old = DatasetMeta.read(out)
-        for key in ("world", "obs_dim", "action_dim", "dt", "action_low", "action_high", "frame_size", "cameras"):
+        for key in ("world", "obs_dim", "action_dim", "action_kind", "dt", "action_low", "action_high", "frame_size",
+                    "cameras"):
             if getattr(old, key) != getattr(meta, key):
                 raise WmkitError(
                     f"{out} holds {key}={getattr(old, key)!r} but this run has {getattr(meta, key)!r}; "

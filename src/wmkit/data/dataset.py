@@ -191,6 +191,9 @@ class Dataset:
             "act_mean": t(act.mean(0)), "act_std": t(act.std(0)),
             "delta_mean": t(delta.mean(0)), "delta_std": t(delta.std(0)),
             "reward_std": t(rewards.std(ddof=1) if len(rewards) > 1 else 1.0),
+            # what reward heads predict in units of: the spread, or 1 where every reward is the same
+            # (CartPole, InvertedPendulum: +1 a step), which would otherwise blow the reward loss up
+            "reward_scale": t(_reward_scale(rewards)),
         }
 
     def summary(self) -> dict:
@@ -205,6 +208,11 @@ class Dataset:
             "policies": sorted({e.policy for e in self.episodes}),
             "train_episodes": len(self.episodes) - len(self.val_ids), "val_episodes": len(self.val_ids),
         }
+
+
+def _reward_scale(rewards: np.ndarray) -> float:
+    std = float(rewards.std(ddof=1)) if len(rewards) > 1 else 0.0
+    return std if std > 1e-6 * max(1.0, float(np.abs(rewards).max(initial=0.0))) else 1.0
 
 
 def validation_ids(numbers: list[int], val_fraction: float) -> set[int]:

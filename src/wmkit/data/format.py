@@ -36,6 +36,7 @@ class DatasetMeta:
     dt: float
     action_low: list[float]
     action_high: list[float]
+    action_kind: str = "continuous"  # "discrete": each action row is the one-hot vector of action_dim choices
     frame_size: int | None = None  # side of the square frames stored, None when no frames
     cameras: list[str] = field(default_factory=list)
     format: str = FORMAT_NAME
@@ -60,9 +61,12 @@ class DatasetMeta:
                 f"{path} has schema version {raw.get('version')!r}; this wmkit reads version {SCHEMA_VERSION}"
             )
         try:
-            return cls(**raw)
+            meta = cls(**raw)
         except TypeError as e:
             raise WmkitError(f"{path} has unexpected fields ({e})") from None
+        if meta.action_kind not in ("continuous", "discrete"):
+            raise WmkitError(f"{path} has action_kind={meta.action_kind!r}; expected continuous or discrete")
+        return meta
 
     def write(self, root: Path) -> None:
         atomic_write_text(Path(root) / META_FILE, self.to_json())

@@ -33,11 +33,13 @@ def reference_model(family: str, world: str) -> WorldModel:
 
     if family not in REFERENCES:
         raise WmkitError(f"{family!r} is not a reference model; references: {', '.join(REFERENCES)}")
+    from wmkit.actions import layout
+
     env = make(world)
-    spec = ModelSpec(world=env.world_id, obs_dim=int(env.observation_space.shape[0]),
-                     action_dim=int(env.action_space.shape[0]), dt=env.dt, latent_dim=0,
-                     action_low=tuple(map(float, env.action_space.low)),
-                     action_high=tuple(map(float, env.action_space.high)))
+    actions = layout(env.action_space, env.world_id)
+    spec = ModelSpec(world=env.world_id, obs_dim=int(env.observation_space.shape[0]), action_dim=actions.dim,
+                     dt=env.dt, latent_dim=0, action_low=actions.low, action_high=actions.high,
+                     action_kind=actions.kind)
     env.close()
     return model_class(family)(spec)
 

@@ -42,6 +42,7 @@ class ModelSpec:
     context: int = 1  # observations `observe` needs at least (a Markov model needs 1)
     frame_size: int | None = None  # side of the square frames a pixel model reads and decodes
     frame_camera: str | None = None  # the camera those frames come from
+    action_kind: str = "continuous"  # "discrete": actions are one-hot vectors of action_dim choices
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +57,8 @@ class ModelSpec:
     @classmethod
     def from_dataset_meta(cls, meta, latent_dim: int, **kw) -> ModelSpec:
         return cls(world=meta.world, obs_dim=meta.obs_dim, action_dim=meta.action_dim, dt=meta.dt,
-                   latent_dim=latent_dim, action_low=tuple(meta.action_low), action_high=tuple(meta.action_high), **kw)
+                   latent_dim=latent_dim, action_low=tuple(meta.action_low), action_high=tuple(meta.action_high),
+                   action_kind=getattr(meta, "action_kind", "continuous"), **kw)
 
     def with_(self, **kw) -> ModelSpec:
         return replace(self, **kw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wmkit.actions import decode as decode_action
 from wmkit.errors import WmkitError
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 
@@ -75,7 +76,7 @@ class OracleModel(WorldModel):
         for b in range(state.batch_size):
             self._set_physics(dict(zip(self._param_names, state["physics"][b].tolist())))
             self.env.set_state(state["sim"][b].numpy())
-            o, r, te, _, _ = self.env.step(a[b].astype(self.env.action_space.dtype))
+            o, r, te, _, _ = self.env.step(decode_action(self.env.action_space, a[b]))
             sims.append(torch.from_numpy(self.env.get_state()))
             obs.append(o)
             rew.append(r)

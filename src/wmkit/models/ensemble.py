@@ -105,8 +105,8 @@ class EnsembleModel(WorldModel):
             span = stats["obs_max"] - stats["obs_min"]
             self.obs_low.copy_(stats["obs_min"] - span / 2)
             self.obs_high.copy_(stats["obs_max"] + span / 2)
-        if "reward_std" in stats:
-            self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
+        if "reward_scale" in stats:
+            self.reward_scale.copy_(stats["reward_scale"])
 
     # ---- network -------------------------------------------------------------------------------
     def _forward(self, obs: torch.Tensor, action: torch.Tensor, logstd: bool = True):

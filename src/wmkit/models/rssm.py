@@ -99,8 +99,8 @@ class RSSMModel(WorldModel):
         for name in ("obs", "act"):
             getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])
             getattr(self, f"{name}_std").copy_(stats[f"{name}_std"].clamp_min(1e-6))
-        if "reward_std" in stats:
-            self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
+        if "reward_scale" in stats:
+            self.reward_scale.copy_(stats["reward_scale"])
 
     # ---- pieces --------------------------------------------------------------------------------
     def _norm_obs(self, obs):

@@ -154,8 +154,8 @@ class TransformerModel(WorldModel):
         for name in ("obs", "act", "delta"):
             getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])
             getattr(self, f"{name}_std").copy_(stats[f"{name}_std"].clamp_min(1e-6))
-        if "reward_std" in stats:
-            self.reward_scale.copy_(stats["reward_std"].clamp_min(1e-6))
+        if "reward_scale" in stats:
+            self.reward_scale.copy_(stats["reward_scale"])
         if "obs_min" in stats:  # imagined states stay within the data's range widened by half of it
             span = stats["obs_max"] - stats["obs_min"]
             self.obs_low.copy_(stats["obs_min"] - 0.5 * span)

@@ -20,7 +20,9 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
+from gymnasium import spaces
 
+from wmkit.actions import choice
 from wmkit.errors import WmkitError
 from wmkit.worlds.physics import PhysicsSpace
 
@@ -91,6 +93,11 @@ class World(gym.Env):
 
     # ---- wmkit extras --------------------------------------------------------------------------
     def check_action(self, action) -> np.ndarray:
+        if isinstance(self.action_space, spaces.Discrete):  # a whole number in range, as Gymnasium's envs take
+            if np.asarray(action).ndim != 0:
+                raise WmkitError(f"action has shape {np.asarray(action).shape}; {self.world_id} takes one integer "
+                                 f"choice (wmkit.actions.decode turns a one-hot vector into it)")
+            return np.asarray(int(self.action_space.start) + choice(self.action_space, action))
         a = np.asarray(action, dtype=np.float64)
         shape = self.action_space.shape
         if a.shape != shape:

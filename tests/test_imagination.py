@@ -1,0 +1,109 @@
+"""Learning to act inside a model (control/imagination.py): lambda-returns, an actor trained only on
+imagined Pendulum rollouts that swings better than random in the true world, the Dyna loop with
+`--planner policy`, and the refusals."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import wmkit
+from wmkit.actions import decode
+from wmkit.control.imagination import ImaginationConfig, ImaginedActorCritic, symexp, symlog
+from wmkit.data.collect import collect
+from wmkit.models import load_model, preset_config, reference_model
+from wmkit.train import TrainConfig, train
+
+
+def _real_return(world, policy, seeds):
+    env, totals = wmkit.make(world), []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(decode(env.action_space, policy(obs)))
+            total += reward
+            done = terminated or truncated
+        totals.append(total)
+    return float(np.mean(totals))
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory):
+    """A tiny ensemble trained on 10 random Pendulum episodes, and those episodes."""
+    root = tmp_path_factory.mktemp("pendulum")
+    collect("Pendulum-v1", 10, root / "data", policy="random", seed=0, progress=False)
+    train(root / "data", root / "run", "ensemble", TrainConfig(steps=2000, seed=0, val_fraction=0.0),
+          model_config=preset_config("ensemble", "tiny"), progress=False)
+    return load_model(root / "run"), wmkit.load_dataset(root / "data", val_fraction=0.0)
+
+
+def test_lambda_returns_and_symlog(pendulum):
+    learner = ImaginedActorCritic(pendulum[0], ImaginationConfig(gamma=0.5, lam=1.0))
+    R = torch.tensor([[1.0, 2.0, 4.0]])
+    C = torch.tensor([[1.0, 0.0, 1.0]])  # the episode ends after the second step
+    v = torch.tensor([[0.0, 0.0, 0.0, 8.0]])
+    # lambda = 1: discounted rewards, cut where the episode ends, then the bootstrap
+    assert learner._lambda_returns(R, C, v).tolist() == [[1 + 0.5 * 2, 2.0, 4 + 0.5 * 8]]
+    lam0 = ImaginedActorCritic(learner.model, ImaginationConfig(gamma=0.5, lam=1e-9))
+    v = torch.tensor([[0.0, 10.0, 20.0, 8.0]])  # lambda -> 0: one-step targets r + gamma c v'
+    assert np.allclose(lam0._lambda_returns(R, C, v).tolist(), [[1 + 5, 2.0, 4 + 4]], atol=1e-6)
+    x = torch.tensor([-100.0, -1.0, 0.0, 3.0])
+    assert torch.allclose(symexp(symlog(x)), x)
+
+
+def test_an_actor_trained_only_in_imagination_swings_the_real_pendulum(pendulum):
+    model, data = pendulum
+    learner = ImaginedActorCritic(model)
+    rows = learner.train(data, 400)
+    assert rows[-1]["gradient"] == "backprop"  # continuous actions, a model that passes gradients
+    seeds = range(100, 103)
+    trained = _real_return("Pendulum-v1", learner.policy(explore=False), seeds)
+    rng = np.random.default_rng(0)
+    random = _real_return("Pendulum-v1", lambda obs: rng.uniform(-2, 2, size=1), seeds)
+    assert trained > random + 400, (trained, random)  # measured about -360 vs -1,200
+
+
+def test_reinforce_is_used_where_the_model_passes_no_gradient(pendulum):
+    model = reference_model("oracle", "Pendulum-v1")  # a simulator: no gradients through its steps
+    with pytest.raises(wmkit.WmkitError, match="no reward head"):
+        ImaginedActorCritic(reference_model("copy-last", "Pendulum-v1"))
+    learner = ImaginedActorCritic(model, ImaginationConfig(batch=4, horizon=3))
+    assert learner.train(pendulum[1], 1)[0]["gradient"] == "reinforce"
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("gamma", 0.0, "gamma=0.0"), ("lam", 1.5, "lam=1.5"), ("actor_gradient", "magic", "actor_gradient='magic'"),
+    ("horizon", 0, "horizon"), ("actor_lr", float("nan"), "actor_lr"),
+])
+def test_imagination_config_refusals(field, value, needle):
+    with pytest.raises(wmkit.WmkitError, match=needle):
+        ImaginationConfig(**{field: value})
+
+
+def test_the_dyna_loop_with_a_policy_learned_in_imagination(tmp_path):
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    rows = run_agent(AgentConfig(world="gym:CartPole-v1", steps=1500, planner="policy", seed_episodes=5,
+                                 retrain_every=200, train_steps=500, imagination_updates=300), tmp_path / "a",
+                     say=lambda *_: None)
+    assert {r["acted"] for r in rows[5:]} == {"policy"}
+    first = np.mean([r["return"] for r in rows[:5]])
+    assert first < 40 and max(r["return"] for r in rows[5:]) >= 200, [r["return"] for r in rows]
+    logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert logged == rows
+
+
+def test_wmkit_agent_policy_on_the_command_line(tmp_path):
+    cmd = [sys.executable, "-m", "wmkit.cli", "agent", "--world", "Pendulum-v1", "--steps", "200", "--planner",
+           "policy", "--train-steps", "50", "--imagination-updates", "5", "--max-episode-steps", "100",
+           "--out", str(tmp_path / "cli")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "policy" in done.stdout and "200 environment steps" in done.stdout
+    bad = subprocess.run([*cmd[:-1], str(tmp_path / "other"), "--safety", "cup_leaves_table", "--world", "Tabletop-v0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not planner='policy'" in bad.stderr, bad.stderr
