@@ -130,19 +130,9 @@ def main() -> None:
                 "wmkit_curve": wm_curve, "sac_curve": sac_curve})
             print(f"{world} seed {seed}: wmkit {per_seed[-1]['wmkit']:.1f} at {args.wmkit_steps} steps ({wm_s:.0f} s), "
                   f"SAC {per_seed[-1]['sac']:.1f} at {args.sac_steps} ({sac_s:.0f} s)", flush=True)
-        row = {"world": world, "seeds": per_seed}
-        for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac"):
-            row[key] = mean_spread([s[key] for s in per_seed])
-        if args.oracle_episodes:
-            row["oracle"] = mean_spread([s["oracle"] for s in per_seed])
-            span = row["oracle"][0] - row["random"][0]
-            row["planning_gap"] = (row["wmkit"][0] - row["random"][0]) / span if span > 0 else None
-        row["target_met"] = bool(row["wmkit"][0] >= row["sac"][0])
-        rows.append(row)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    result = {"benchmark": "sample_efficiency", "wmkit_steps": args.wmkit_steps, "sac_steps": args.sac_steps,
-              "planner": args.planner, "seeds": args.seeds, "machine": machine,
-              "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
+            write(args, [*rows, summarise(world, per_seed, args)], complete=False)  # a long run keeps what it has
+        rows.append(summarise(world, per_seed, args))
+    write(args, rows, complete=True)
     k = lambda n: f"{n / 1000:g}k"  # noqa: E731
     print(f"\nsample efficiency: mean +- spread over seeds {args.seeds} (return of the last episodes by that step)")
     print(f"{'world':>20} {'random':>16} {'wmkit @' + k(args.wmkit_steps):>16} {'SAC @' + k(args.wmkit_steps):>16} "
@@ -153,9 +143,29 @@ def main() -> None:
         print(f"{r['world']:>20} {cell(r['random']):>16} {cell(r['wmkit']):>16} {cell(r['sac_at_wmkit_steps']):>16} "
               f"{cell(r['sac']):>16} {cell(r['oracle']) if 'oracle' in r else '-':>16} "
               f"{'-' if gap is None else f'{gap:.2f}':>6} {'met' if r['target_met'] else 'not met':>7}")
+    print(f"wrote {args.out}")
+
+
+def summarise(world: str, per_seed: list[dict], args) -> dict:
+    row = {"world": world, "seeds": per_seed}
+    for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac"):
+        row[key] = mean_spread([s[key] for s in per_seed])
+    if args.oracle_episodes:
+        row["oracle"] = mean_spread([s["oracle"] for s in per_seed])
+        span = row["oracle"][0] - row["random"][0]
+        row["planning_gap"] = (row["wmkit"][0] - row["random"][0]) / span if span > 0 else None
+    row["target_met"] = bool(row["wmkit"][0] >= row["sac"][0])
+    return row
+
+
+def write(args, rows: list[dict], complete: bool) -> dict:
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
+              "sac_steps": args.sac_steps, "planner": args.planner, "seeds": args.seeds, "machine": machine,
+              "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    return result
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import wmkit
 from wmkit.control import CEMConfig, CEMPlanner, Objective, make_planner
 from wmkit.control.icem import coloured_noise
 from wmkit.data.policies import make_policy
-from wmkit.models import Prediction, reference_model
+from wmkit.models import ModelSpec, Prediction, State, WorldModel, reference_model
 
 BUDGET = {"horizon": 8, "samples": 24, "iterations": 2}
 
@@ -217,3 +217,45 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and needle in bad.stderr, (args, bad.stderr)
         assert out is None or not out.exists()  # refused before anything was written
+
+
+class _DotModel(WorldModel):
+    """A planted pixel model: a dot at p in [-1, 1]^2 moves by 0.2 x the action; frames show the dot as
+    a blob. It knows its dynamics exactly, so only the goal-frame objective decides what a planner does."""
+
+    family = "dot"
+
+    def __init__(self):
+        super().__init__(ModelSpec(world="dot", obs_dim=2, action_dim=2, dt=0.1, latent_dim=2, action_low=(-1, -1),
+                                   action_high=(1, 1), decodes=("frame",), frame_size=16, frame_camera="top"))
+
+    @staticmethod
+    def picture(p: torch.Tensor) -> torch.Tensor:
+        grid = torch.linspace(-2, 2, 16)  # the frame shows the whole blob wherever the dot is
+        yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+        d2 = (xx - p[..., 0, None, None]) ** 2 + (yy - p[..., 1, None, None]) ** 2
+        return torch.exp(-d2 / 0.5)[..., None].expand(*d2.shape, 3)  # wide: frames of far-apart dots still overlap
+
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None):
+        return State(p=self.check_context(obs, actions)[0][:, -1])
+
+    def step(self, state, action):
+        p = (state["p"] + 0.2 * self.check_actions(action, ndim=2)).clamp(-1, 1)
+        return State(p=p), Prediction(obs=p, frame=self.picture(p))
+
+
+def test_a_goal_frame_steers_a_pixel_model_and_bad_goal_frames_are_refused(tabletop_run):
+    model, target = _DotModel(), torch.tensor([0.6, 0.6])
+    goal = (_DotModel.picture(target) * 255).to(torch.uint8)  # an image of where the dot should be
+    planner = make_planner("cem", model, Objective(reward=0, goal_frame=goal), horizon=6, samples=64, iterations=3)
+    p = torch.tensor([[-0.6, -0.6]])
+    for _ in range(12):
+        action = planner.plan(model.observe(p[:, None], torch.zeros(1, 0, 2)))
+        p = (p + 0.2 * action).clamp(-1, 1)
+    assert (p[0] - target).norm() < 0.15, p  # it went there, from pixels alone
+    with pytest.raises(wmkit.WmkitError, match=r"goal_frame has shape \(8, 8, 3\); this model decodes \[16, 16, 3\]"):
+        make_planner("cem", model, Objective(reward=0, goal_frame=np.zeros((8, 8, 3), np.uint8)))
+    with pytest.raises(wmkit.WmkitError, match=r"in \[0, 1\]"):
+        make_planner("cem", model, Objective(reward=0, goal_frame=np.full((16, 16, 3), 2.0)))
+    with pytest.raises(wmkit.WmkitError, match="does not decode frames"):
+        make_planner("cem", wmkit.load_model(tabletop_run), Objective(goal_frame=np.zeros((16, 16, 3), np.uint8)))

@@ -95,3 +95,16 @@ def test_planners_refuse_the_wrong_kind_of_action(cartpole_run, tabletop_run):
         make_planner("cem-discrete", continuous)
     with pytest.raises(wmkit.WmkitError, match="no field init_std"):
         make_planner("cem", discrete, init_std=0.3)  # a Gaussian's spread means nothing to a categorical
+
+
+def test_a_constant_reward_is_learned_not_divided_by_its_zero_spread(cartpole_run, tabletop_data):
+    data = wmkit.load_dataset(cartpole_run / "data")  # CartPole pays +1 every step
+    stats = data.stats()
+    assert float(stats["reward_std"]) == 0.0 and float(stats["reward_scale"]) == 1.0
+    varied = wmkit.load_dataset(tabletop_data).stats()
+    assert float(varied["reward_scale"]) == pytest.approx(float(varied["reward_std"]))
+    model = load_model(cartpole_run / "run")
+    batch = data.windows(0, 1, "all").take(64)
+    _, pred = model.step(model.observe(batch.obs[:, :1], batch.actions[:, :0]), batch.actions[:, 0])
+    # (before the fix the head's output was scaled by 1e-6: predicted rewards near 0)
+    assert (pred.reward - 1).abs().mean() < 0.1, pred.reward

@@ -11,6 +11,8 @@ predicted chance that the episode is still running at that step:
 - `reward`: the model's predicted reward (needs a reward head);
 - `goal`: minus the distance of the predicted state to a goal state, over the dimensions `goal_dims`
   (e.g. only where the cup should be), in units of `goal_scale`;
+- `goal_frame`: for pixel models, minus the mean absolute difference between the predicted frame and a
+  goal frame ([S, S, 3], uint8 or floats in [0, 1]), in units of `goal_frame_scale`;
 - `uncertainty`: minus `uncertainty_penalty` x the model's mean predicted spread (its `obs_std`,
   ensemble disagreement), so plans stay where the model knows the world.
 
@@ -38,14 +40,20 @@ class Objective:
     goal_dims: tuple[int, ...] | None = None
     goal_scale: tuple[float, ...] | None = None
     """per goal dimension, the distance that counts as 1 (default 1)"""
+    goal_frame: object | None = None
+    """a goal image [S, S, 3] (uint8, or floats in [0, 1]) for models that decode frames"""
+    goal_frame_scale: float = 0.1
+    """the mean absolute pixel difference (in [0, 1] units) that counts as 1"""
     uncertainty_penalty: float = 0.0
 
     def __post_init__(self):
         if not (self.reward >= 0 and self.uncertainty_penalty >= 0):
             raise WmkitError(f"objective: reward={self.reward!r} and uncertainty_penalty="
                              f"{self.uncertainty_penalty!r} must be numbers >= 0")
-        if self.goal is None and self.reward == 0:
-            raise WmkitError("objective: with reward=0 there is nothing to plan for; give a goal=")
+        if self.goal is None and self.goal_frame is None and self.reward == 0:
+            raise WmkitError("objective: with reward=0 there is nothing to plan for; give a goal= or goal_frame=")
+        if not self.goal_frame_scale > 0:
+            raise WmkitError(f"objective: goal_frame_scale={self.goal_frame_scale!r} must be positive")
 
 
 def predicted_return(pred) -> torch.Tensor:
@@ -104,6 +112,20 @@ class Planner(ABC):
             self._goal = torch.tensor(o.goal, dtype=torch.float32, device=dev)
             self._goal_index = torch.tensor(dims, device=dev)
             self._goal_scale = torch.tensor(scale, dtype=torch.float32, device=dev)
+        self._goal_frame = None
+        if o.goal_frame is not None:
+            if "frame" not in spec.decodes:
+                raise WmkitError(f"the {model.family!r} model does not decode frames, so a goal frame cannot be "
+                                 f"compared with its predictions; give a goal state (goal=) or use a pixel model")
+            frame = torch.as_tensor(np.asarray(o.goal_frame), device=dev)
+            S = spec.frame_size
+            if tuple(frame.shape) != (S, S, 3):
+                raise WmkitError(f"goal_frame has shape {tuple(frame.shape)}; this model decodes [{S}, {S}, 3] frames "
+                                 f"(RGB, from the {spec.frame_camera!r} camera)")
+            frame = frame.float() / 255.0 if frame.dtype == torch.uint8 else frame.float()
+            if not (torch.isfinite(frame).all() and frame.min() >= 0 and frame.max() <= 1):
+                raise WmkitError("goal_frame floats must lie in [0, 1] (or pass uint8 pixels)")
+            self._goal_frame = frame
         self.low = torch.tensor(spec.action_low, dtype=torch.float32, device=dev)
         self.high = torch.tensor(spec.action_high, dtype=torch.float32, device=dev)
         self.generator = torch.Generator(device=dev).manual_seed(config.seed)
@@ -130,6 +152,9 @@ class Planner(ABC):
         if self._goal is not None:
             gap = (pred.obs[..., self._goal_index] - self._goal) / self._goal_scale  # [N, H, G]
             total = total - (gap.norm(dim=-1) * alive).sum(1)
+        if self._goal_frame is not None:
+            gap = (pred.frame - self._goal_frame).abs().mean((-3, -2, -1)) / o.goal_frame_scale  # [N, H]
+            total = total - (gap * alive).sum(1)
         if o.uncertainty_penalty > 0:
             total = total - o.uncertainty_penalty * (pred.obs_std.mean(-1) * alive).sum(1)
         return total
