@@ -3,6 +3,7 @@ side by side in one run, return against environment steps.
 
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
+        [--max-episode-steps N] [--preset tiny]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -11,7 +12,8 @@ its last 3 episodes that finished by N (its learning curve, not a separate evalu
 gives, per world, mean and spread over seeds of: a random policy, wmkit at its budget, SAC at
 wmkit's budget, and SAC at its own budget; the issue's target is wmkit at 5k steps reaching SAC's
 return at 50k. `--oracle-episodes N` adds the same planner over the true simulator (the planning
-gap: learned-model return relative to the simulator's, both over random). Writes
+gap: learned-model return relative to the simulator's, both over random); `--sac-steps 0` leaves SAC
+out (e.g. HalfCheetah's planning gap alone, with `--max-episode-steps 200`). Writes
 benchmarks/results/sample_efficiency.json with every curve.
 """
 
@@ -37,17 +39,18 @@ def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> floa
     return float(np.mean(done[-last:])) if done else float("nan")
 
 
-def run_wmkit(world: str, steps: int, seed: int, planner: str) -> tuple[list, float]:
+def run_wmkit(world: str, steps: int, seed: int, planner: str, max_steps: int | None = None,
+              preset: str = "tiny") -> tuple[list, float]:
     from wmkit.control.dyna import AgentConfig, run_agent
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed), Path(tmp) / "agent",
-                         say=lambda *_: None)
+        rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed, max_episode_steps=max_steps,
+                                     model_preset=preset), Path(tmp) / "agent", say=lambda *_: None)
     return [(r["env_steps"], r["return"]) for r in rows], time.perf_counter() - t0
 
 
-def run_sac(world: str, steps: int, seed: int) -> tuple[list, float]:
+def run_sac(world: str, steps: int, seed: int, max_steps: int | None = None) -> tuple[list, float]:
     import wmkit
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
@@ -62,17 +65,19 @@ def run_sac(world: str, steps: int, seed: int) -> tuple[list, float]:
                     curve.append((self.num_timesteps, float(info["episode"]["r"])))
             return True
 
-    env = Monitor(wmkit.make(world))
+    if steps == 0:
+        return [], 0.0
+    env = Monitor(wmkit.make(world, max_episode_steps=max_steps))
     t0 = time.perf_counter()
     SAC("MlpPolicy", env, seed=seed, verbose=0).learn(steps, callback=Record())
     env.close()
     return curve, time.perf_counter() - t0
 
 
-def random_return(world: str, episodes: int, seed: int) -> float:
+def random_return(world: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
     import wmkit
 
-    env, total = wmkit.make(world), []
+    env, total = wmkit.make(world, max_episode_steps=max_steps), []
     env.action_space.seed(seed)
     for i in range(episodes):
         env.reset(seed=seed * 1000 + i)
@@ -84,7 +89,7 @@ def random_return(world: str, episodes: int, seed: int) -> float:
     return float(np.mean(total))
 
 
-def oracle_return(world: str, planner: str, episodes: int, seed: int) -> float:
+def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
     """The agent's planner with the true simulator as its model, from the same kind of starts."""
     import wmkit
     from wmkit.control.dyna import PlannerPolicy
@@ -95,7 +100,8 @@ def oracle_return(world: str, planner: str, episodes: int, seed: int) -> float:
     policy = PlannerPolicy(wmkit.make_planner(planner, reference_model("oracle", world), horizon=15, samples=200,
                                               iterations=4, seed=seed))
     with tempfile.TemporaryDirectory() as tmp:
-        collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + 100, progress=False, stats=stats)
+        collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + 100, max_steps=max_steps, progress=False,
+                stats=stats)
     return float(np.mean([s["return"] for s in stats]))
 
 
@@ -112,6 +118,8 @@ def main() -> None:
     ap.add_argument("--sac-steps", type=int, default=50000)
     ap.add_argument("--planner", default="cem")
     ap.add_argument("--oracle-episodes", type=int, default=0)
+    ap.add_argument("--max-episode-steps", type=int, default=None, help="cap episodes (e.g. 200 for HalfCheetah)")
+    ap.add_argument("--preset", default="tiny", help="the agent's ensemble preset")
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -119,13 +127,15 @@ def main() -> None:
     for world in args.worlds:
         per_seed = []
         for seed in args.seeds:
-            wm_curve, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner)
-            sac_curve, sac_s = run_sac(world, args.sac_steps, seed)
+            cap = args.max_episode_steps
+            wm_curve, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner, cap, args.preset)
+            sac_curve, sac_s = run_sac(world, args.sac_steps, seed, cap)
             per_seed.append({
-                "seed": seed, "random": random_return(world, 5, seed),
+                "seed": seed, "random": random_return(world, 5, seed, cap),
                 "wmkit": return_at(wm_curve, args.wmkit_steps), "sac_at_wmkit_steps": return_at(sac_curve, args.wmkit_steps),
                 "sac": return_at(sac_curve, args.sac_steps, last=10),
-                "oracle": oracle_return(world, args.planner, args.oracle_episodes, seed) if args.oracle_episodes else None,
+                "oracle": (oracle_return(world, args.planner, args.oracle_episodes, seed, cap)
+                           if args.oracle_episodes else None),
                 "wmkit_seconds": round(wm_s, 1), "sac_seconds": round(sac_s, 1),
                 "wmkit_curve": wm_curve, "sac_curve": sac_curve})
             print(f"{world} seed {seed}: wmkit {per_seed[-1]['wmkit']:.1f} at {args.wmkit_steps} steps ({wm_s:.0f} s), "

@@ -64,7 +64,7 @@ def test_an_actor_trained_only_in_imagination_swings_the_real_pendulum(pendulum)
     trained = _real_return("Pendulum-v1", learner.policy(explore=False), seeds)
     rng = np.random.default_rng(0)
     random = _real_return("Pendulum-v1", lambda obs: rng.uniform(-2, 2, size=1), seeds)
-    assert trained > random + 400, (trained, random)  # measured about -360 vs -1,200
+    assert trained > random + 600, (trained, random)  # measured about -195 vs -1,200
 
 
 def test_reinforce_is_used_where_the_model_passes_no_gradient(pendulum):

@@ -154,6 +154,7 @@ class ImaginedActorCritic:
         self.critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
         self.slow_critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
         self.slow_critic.load_state_dict(self.critic.state_dict())
+        self.slow_critic.requires_grad_(False)  # it follows the critic by EMA only
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
         self.return_spread = None  # running 95th - 5th percentile of lambda-returns
@@ -197,7 +198,8 @@ class ImaginedActorCritic:
         observations are `obs` [B, D]."""
         c, model = self.config, self.model
         mode = self._resolve_gradient(state, obs)
-        for p in model.parameters():
+        frozen = [(p, p.requires_grad) for p in model.parameters()]  # the model is not trained here
+        for p, _ in frozen:
             p.requires_grad_(False)
         try:
             with torch.enable_grad():
@@ -216,9 +218,12 @@ class ImaginedActorCritic:
                     ents.append(ent)
                 X = torch.stack(xs, 1)  # [B, H+1, D]
                 R, C = torch.stack(rewards, 1), torch.stack(conts, 1).clamp(0, 1)  # [B, H]
-                with torch.no_grad():
-                    v_slow = symexp(self.value(X, slow=True))  # [B, H+1]
-                returns = self._lambda_returns(R, C, v_slow)  # [B, H]; differentiable through R under backprop
+                # under backprop the actor also sees how its actions move the bootstrap values (through the
+                # imagined states); the slow critic's own weights never learn from this
+                v_slow = symexp(self.value(X if mode == "backprop" else X.detach(), slow=True))  # [B, H+1]
+                if mode != "backprop":
+                    v_slow = v_slow.detach()
+                returns = self._lambda_returns(R, C, v_slow)  # [B, H]; differentiable under backprop
                 # weight of step t: the chance the episode is still running at t, discounted
                 weight = torch.cumprod(torch.cat([torch.ones_like(C[:, :1]), c.gamma * C[:, :-1]], 1), 1).detach()
                 self._track_spread(returns.detach())
@@ -242,8 +247,8 @@ class ImaginedActorCritic:
                 torch.nn.utils.clip_grad_norm_(self.critic.parameters(), 100.0)
                 self.critic_opt.step()
         finally:
-            for p in model.parameters():
-                p.requires_grad_(True)
+            for p, flag in frozen:
+                p.requires_grad_(flag)
         with torch.no_grad():
             for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
                 slow.lerp_(fast, c.slow_critic)
