@@ -2,6 +2,7 @@
 side by side in one run: success rate, and cups dropped in the true world while learning.
 
     python benchmarks/safe_training.py [--steps 4000] [--seeds 0 1 2] [--max-risk 0.1] [--planner cem]
+        [--preset tiny]
 
 Both runs are `wmkit agent` on Tabletop-v0 (control/dyna.py: one random episode, then a tiny ensemble
 retrained before each planned episode); the filtered one rejects plans whose imagined futures take the
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-risk", type=float, default=0.1)
     ap.add_argument("--planner", default="cem")
+    ap.add_argument("--preset", default="tiny", help="the agent's ensemble preset (tiny, small, base)")
     ap.add_argument("--out", default=str(RESULTS / "safe_training.json"))
     args = ap.parse_args()
     from wmkit.control.dyna import AgentConfig, run_agent
@@ -42,7 +44,8 @@ def main() -> None:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 log = run_agent(AgentConfig(world="Tabletop-v0", steps=args.steps, planner=args.planner, safety=safety,
-                                            max_risk=args.max_risk, seed=seed), Path(tmp) / "agent", say=lambda *_: None)
+                                            max_risk=args.max_risk, seed=seed, model_preset=args.preset),
+                                Path(tmp) / "agent", say=lambda *_: None)
             planned = [r for r in log if r["acted"] != "random"]
             rows.append({"safety": safety, "seed": seed, "episodes": len(log),
                          "dropped": sum(r["terminated"] for r in planned),
@@ -52,8 +55,8 @@ def main() -> None:
             print(f"safety={safety} seed {seed}: {r['episodes']} episodes, {r['dropped']} dropped, "
                   f"success {r['success_rate']:.2f}", flush=True)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    result = {"benchmark": "safe_training", "steps": args.steps, "max_risk": args.max_risk, "machine": machine,
-              "rows": rows}
+    result = {"benchmark": "safe_training", "steps": args.steps, "max_risk": args.max_risk, "preset": args.preset,
+              "machine": machine, "rows": rows}
     print(f"\nsafer training on Tabletop-v0: {args.steps} environment steps per run, seeds {args.seeds}")
     print(f"{'safety filter':>16} {'episodes':>9} {'cups dropped':>13} {'success rate':>13} {'return':>9}")
     for safety in (None, "cup_leaves_table"):
