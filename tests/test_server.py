@@ -223,8 +223,8 @@ def test_play_page_in_chromium(live, tmp_path):
             " return i.complete && i.naturalWidth > 0 ? [i.getAttribute('src'), i.naturalWidth] : false; })()"
         ).json_value()
         page.screenshot(path=str(tmp_path / "play.png"))
-        page.click("#record")  # record a second of both views, then download it
-        page.wait_for_timeout(1200)
+        page.click("#record")  # record two seconds of both views, then download it
+        page.wait_for_timeout(2000)
         with page.expect_download() as download:
             page.click("#record")
         video = tmp_path / download.value.suggested_filename
