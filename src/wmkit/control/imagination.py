@@ -100,7 +100,7 @@ class Actor(nn.Module):
             self.register_buffer(name, v)
 
     def forward(self, obs: torch.Tensor):
-        """-> (a distribution-like triple): for discrete, logits; for continuous, (mean, std) of the pre-squash Gaussian."""
+        """Discrete: the logits [B, n]. Continuous: (mean, std) of the Gaussian before the tanh squash."""
         out = self.net((obs - self.obs_mean) / self.obs_std)
         if self.discrete:
             return out
@@ -148,11 +148,12 @@ class ImaginedActorCritic:
         self.config = c = config or ImaginationConfig()
         self.model, self.device = model, model.device
         self.discrete = getattr(spec, "action_kind", "continuous") == "discrete"
-        torch.manual_seed(c.seed)
-        self.actor = Actor(spec.obs_dim, spec.action_dim, spec.action_low, spec.action_high, self.discrete,
-                           c.hidden, c.layers).to(self.device)
-        self.critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
-        self.slow_critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights, without touching the caller's generator
+            torch.manual_seed(c.seed)
+            self.actor = Actor(spec.obs_dim, spec.action_dim, spec.action_low, spec.action_high, self.discrete,
+                               c.hidden, c.layers).to(self.device)
+            self.critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
+            self.slow_critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
         self.slow_critic.load_state_dict(self.critic.state_dict())
         self.slow_critic.requires_grad_(False)  # it follows the critic by EMA only
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
@@ -161,6 +162,7 @@ class ImaginedActorCritic:
         self.generator = torch.Generator(device=self.device).manual_seed(c.seed)
         self.gradient = c.actor_gradient
         self.updates = 0
+        self.normalised = False  # set_normalizer (or the first `train`) sets the observation scales
 
     def set_model(self, model) -> None:
         """Go on learning inside a new model of the same world (the Dyna loop retrains its model)."""
@@ -171,12 +173,12 @@ class ImaginedActorCritic:
     def set_normalizer(self, obs_mean: torch.Tensor, obs_std: torch.Tensor) -> None:
         self.actor.obs_mean.copy_(obs_mean)
         self.actor.obs_std.copy_(obs_std.clamp_min(1e-6))
-        self._critic_in = (obs_mean.to(self.device), obs_std.clamp_min(1e-6).to(self.device))
+        self.normalised = True
 
     def value(self, obs: torch.Tensor, slow: bool = False) -> torch.Tensor:
-        mean, std = getattr(self, "_critic_in", (0.0, 1.0))
+        """The critic's value of observations, in symlog space (it reads them scaled as the actor does)."""
         net = self.slow_critic if slow else self.critic
-        return net((obs - mean) / std)[..., 0]  # in symlog space
+        return net((obs - self.actor.obs_mean) / self.actor.obs_std)[..., 0]
 
     def _resolve_gradient(self, state, obs) -> str:
         if self.gradient != "auto":
@@ -277,7 +279,7 @@ class ImaginedActorCritic:
         spec = self.model.spec
         if (starts.meta.obs_dim, starts.meta.action_dim) != (spec.obs_dim, spec.action_dim):
             raise WmkitError(f"the start dataset ({starts.world}) does not match the model ({spec.world})")
-        if not hasattr(self, "_critic_in"):
+        if not self.normalised:
             stats = starts.stats("train" if starts.split("train") else "all")
             self.set_normalizer(stats["obs_mean"].to(self.device), stats["obs_std"].to(self.device))
         C = max(spec.context, 1)
