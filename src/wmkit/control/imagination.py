@@ -169,6 +169,7 @@ class ImaginedActorCritic:
         if (model.spec.obs_dim, model.spec.action_dim) != (self.model.spec.obs_dim, self.model.spec.action_dim):
             raise WmkitError("the new model's spaces differ from the one the actor was built for")
         self.model = model
+        self.gradient = self.config.actor_gradient  # 'auto' looks again: the new model may not pass gradients
 
     def set_normalizer(self, obs_mean: torch.Tensor, obs_std: torch.Tensor) -> None:
         self.actor.obs_mean.copy_(obs_mean)
@@ -279,11 +280,12 @@ class ImaginedActorCritic:
         spec = self.model.spec
         if (starts.meta.obs_dim, starts.meta.action_dim) != (spec.obs_dim, spec.action_dim):
             raise WmkitError(f"the start dataset ({starts.world}) does not match the model ({spec.world})")
+        split = "train" if starts.split("train") else "all"
         if not self.normalised:
-            stats = starts.stats("train" if starts.split("train") else "all")
+            stats = starts.stats(split)
             self.set_normalizer(stats["obs_mean"].to(self.device), stats["obs_std"].to(self.device))
         C = max(spec.context, 1)
-        windows = starts.windows(C - 1, 1, "train" if starts.split("train") else "all")
+        windows = starts.windows(C - 1, 1, split)
         gen = torch.Generator().manual_seed(self.config.seed + self.updates)
         rows = []
         for i in range(updates):

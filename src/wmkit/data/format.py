@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from wmkit.actions import KINDS as ACTION_KINDS
 from wmkit.errors import WmkitError
 from wmkit.files import atomic_write_text
 
@@ -64,8 +65,8 @@ class DatasetMeta:
             meta = cls(**raw)
         except TypeError as e:
             raise WmkitError(f"{path} has unexpected fields ({e})") from None
-        if meta.action_kind not in ("continuous", "discrete"):
-            raise WmkitError(f"{path} has action_kind={meta.action_kind!r}; expected continuous or discrete")
+        if meta.action_kind not in ACTION_KINDS:
+            raise WmkitError(f"{path} has action_kind={meta.action_kind!r}; expected one of {', '.join(ACTION_KINDS)}")
         return meta
 
     def write(self, root: Path) -> None:
