@@ -11,8 +11,9 @@ with freshly initialised weights (speed does not depend on training), in this on
   16, 64 and 256 (a window of 256): per-step latency;
 - a 1,000-step imagined rollout at batch 1: the process's resident memory before, at its peak and
   after, which stays flat when the state is bounded;
-- the pixel transformer (`inputs="frames"`, 64 x 64) at codec widths 16 and 32: batch-1 step latency
-  with the frame decoded (target p99 <= 10 ms) and imagined frames/s at batch 64.
+- the pixel models (rssm and transformer at their `small` pixel presets, 64 x 64): batch-1 step latency
+  with the frame decoded (target p99 <= 10 ms), imagined frames/s at batch 64, training frames/s at
+  batch 16, and resident memory over a 1,000-step imagined rollout.
 Prints a table and writes benchmarks/results/sequence_models.json.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from wmkit.data.dataset import Batch
-from wmkit.models import ModelSpec, make_model
+from wmkit.models import ModelSpec, make_model, preset_config
 
 RESULTS = Path(__file__).parent / "results"
 SPEC = ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
@@ -129,28 +130,58 @@ def long_rollout_memory(model, steps=1000):
     return {"steps": steps, "rss_before_mib": before, "rss_peak_mib": peak, "rss_after_mib": rss_mib()}
 
 
-@torch.no_grad()
-def pixel_rows(iters, size=64):
+PIXEL_FAMILIES = ("rssm", "transformer")
+
+
+def pixel_rows(iters, train_steps, size=64):
+    """Each family's default (`small`) pixel preset at size x size: batch-1 step latency with the frame
+    decoded, imagined frames/s at batch 64, training frames/s, and resident memory over 1,000 steps."""
     rows = []
-    for channels in (16, 32):
-        spec = SPEC.with_(frame_size=size, frame_camera="top")
-        model = make_model("transformer", spec, inputs="frames", channels=channels, window=10, seq_len=10).eval()
-        frames = torch.randint(0, 256, (1, 1, size, size, 3), dtype=torch.uint8)
-        state = model.observe(torch.zeros(1, 1, 12), torch.zeros(1, 0, 2), frames=frames)
-        times = []
-        for i in range(iters + 20):
+    spec = SPEC.with_(frame_size=size, frame_camera="top")
+    g = torch.Generator().manual_seed(0)
+    for family in PIXEL_FAMILIES:
+        torch.manual_seed(0)
+        model = make_model(family, spec, **preset_config(family, "small", frames=True)).eval()
+        C = model.spec.context
+        frames = torch.randint(0, 256, (1, C, size, size, 3), generator=g, dtype=torch.uint8)
+        with torch.no_grad():
+            state = model.observe(torch.zeros(1, C, 12), torch.zeros(1, C - 1, 2), frames=frames)
+            times = []
+            for i in range(iters + 20):
+                t0 = time.perf_counter()
+                state, pred = model.step(state, torch.rand(1, 2, generator=g) * 2 - 1)
+                if i >= 20:
+                    times.append(time.perf_counter() - t0)
+            assert pred.frame.shape == (1, size, size, 3)
+            p50, p99 = percentiles(times)
+            big = model.observe(torch.zeros(64, C, 12), torch.zeros(64, C - 1, 2),
+                                frames=frames.expand(64, -1, -1, -1, -1))
             t0 = time.perf_counter()
-            state, pred = model.step(state, torch.zeros(1, 2))
-            if i >= 20:
-                times.append(time.perf_counter() - t0)
-        assert pred.frame.shape == (1, size, size, 3)
-        p50, p99 = percentiles(times)
-        big = model.observe(torch.zeros(64, 1, 12), torch.zeros(64, 0, 2), frames=frames.expand(64, -1, -1, -1, -1))
-        t0 = time.perf_counter()
-        model.rollout(big, torch.zeros(64, 8, 2))
-        fps = 64 * 8 / (time.perf_counter() - t0)
-        rows.append({"channels": channels, "size": size, "parameters": sum(p.numel() for p in model.parameters()),
-                     "step_p50_ms": p50, "step_p99_ms": p99, "imagined_frames_per_s_batch_64": fps})
+            model.rollout(big, torch.rand(64, 8, 2, generator=g) * 2 - 1)
+            fps = 64 * 8 / (time.perf_counter() - t0)
+            before = peak = rss_mib()
+            for _ in range(1000):
+                state, _ = model.step(state, torch.rand(1, 2, generator=g) * 2 - 1)
+                peak = max(peak, rss_mib())
+            memory = {"steps": 1000, "rss_before_mib": before, "rss_peak_mib": peak, "rss_after_mib": rss_mib()}
+        L, B = model.train_window, 16
+        n = C + L  # frames in one training window
+        data = Batch(obs=torch.randn(B, n, 12, generator=g), actions=torch.rand(B, n - 1, 2, generator=g) * 2 - 1,
+                     rewards=torch.zeros(B, n - 1), terminated=torch.zeros(B, n - 1),
+                     frames=torch.randint(0, 256, (B, n, size, size, 3), generator=g, dtype=torch.uint8))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model.train()
+        for i in range(train_steps + 2):
+            if i == 2:
+                t0 = time.perf_counter()
+            loss, _ = model.loss(data)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        train_fps = train_steps * B * n / (time.perf_counter() - t0)
+        rows.append({"family": family, "size": size, "context": C, "parameters": sum(p.numel() for p in model.parameters()),
+                     "step_p50_ms": p50, "step_p99_ms": p99, "imagined_frames_per_s_batch_64": fps,
+                     "train_frames_per_s_batch_16": train_fps, "long_rollout": memory})
     return rows
 
 
@@ -172,7 +203,7 @@ def main() -> None:
             "long_rollout": long_rollout_memory(model),
         }
     cache = kv_cache((16, 64, 256), args.iters)
-    pixels = pixel_rows(args.iters)
+    pixels = pixel_rows(args.iters, max(args.train_steps // 3, 5))
 
     print(f"families at the small preset, Tabletop state vectors, {os.cpu_count()} CPUs, torch {torch.__version__}")
     print(f"  {'family':<12}{'params':>10}{'step p50':>11}{'step p99':>11}{'imagined/s':>13}{'train/s':>11}"
@@ -188,14 +219,17 @@ def main() -> None:
         print(f"  {r['context']:>8}{r['cached_p50_ms']:>11.2f}ms{r['cached_p99_ms']:>7.2f}ms"
               f"{r['uncached_p50_ms']:>13.2f}ms{r['uncached_p99_ms']:>7.2f}ms"
               f"{r['uncached_p50_ms'] / r['cached_p50_ms']:>9.1f}x")
-    print("pixel transformer at 64x64, one step at batch 1 with the frame decoded (target p99 <= 10 ms)")
-    print(f"  {'channels':>9}{'params':>10}{'step p50':>11}{'step p99':>11}{'frames/s at batch 64':>23}")
+    print("pixel models at 64x64 (small pixel preset): one step at batch 1 with the frame decoded (target p99 <= 10 ms)")
+    print(f"  {'family':<12}{'params':>10}{'step p50':>11}{'step p99':>11}{'frames/s @64':>14}{'train frames/s':>16}"
+          f"{'RSS 1k steps (MiB)':>22}")
     for r in pixels:
-        print(f"  {r['channels']:>9}{r['parameters']:>10,}{r['step_p50_ms']:>9.2f}ms{r['step_p99_ms']:>9.2f}ms"
-              f"{r['imagined_frames_per_s_batch_64']:>23,.0f}")
+        m = r["long_rollout"]
+        print(f"  {r['family']:<12}{r['parameters']:>10,}{r['step_p50_ms']:>9.2f}ms{r['step_p99_ms']:>9.2f}ms"
+              f"{r['imagined_frames_per_s_batch_64']:>14,.0f}{r['train_frames_per_s_batch_16']:>16,.0f}"
+              f"{m['rss_before_mib']:>8.0f} -> {m['rss_peak_mib']:.0f} -> {m['rss_after_mib']:.0f}")
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
               "budgets_ms": {"vr": 20, "games": 100, "control_20hz": 50},
-              "families": families, "transformer_kv_cache": cache, "pixel_transformer": pixels}
+              "families": families, "transformer_kv_cache": cache, "pixel_models": pixels}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sequence_models.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {RESULTS / 'sequence_models.json'}")

@@ -54,8 +54,8 @@ def test_memory_is_bounded_over_long_rollouts():
         state = model.observe(obs, ctx)
         for t in range(200):
             state, _ = model.step(state, future[:, t])
-            assert state["k"].shape[3] <= SMALL["window"] - 1
-        assert tuple(state["k"].shape) == (3, 2, 2, SMALL["window"] - 1, 16)
+            assert state["k"].shape[4] <= SMALL["window"] - 1
+        assert tuple(state["k"].shape) == (3, 2, 1, 2, SMALL["window"] - 1, 16)  # [B, layers, cells, heads, n, dh]
     assert torch.isfinite(state["x"]).all()
 
 

@@ -129,9 +129,11 @@ def train(
     out: Path = typer.Option(..., help="run folder (resumed if it exists)"),
     model: str = typer.Option("ensemble", help="model family: ensemble, rssm, transformer"),
     preset: str = typer.Option("small", help="model size: tiny | small | base (--set fields override it)"),
+    frames: bool = typer.Option(False, "--frames", help="a pixel model: read frames only (rssm, transformer; "
+                                                        "the dataset needs --render)"),
     steps: int = typer.Option(3000, help="gradient steps in total"),
     minutes: Optional[float] = typer.Option(None, help="wall-clock budget, counted across resumes"),
-    batch_size: int = typer.Option(256),
+    batch_size: Optional[int] = typer.Option(None, help="windows per step [default: 256, pixel models 16]"),
     lr: float = typer.Option(1e-3),
     focus: float = typer.Option(3.0, help="oversample windows where the state changes most; 0 = uniform"),
     seed: int = typer.Option(0),
@@ -142,15 +144,18 @@ def train(
     from wmkit.models import preset_config
     from wmkit.train import TrainConfig, train as run
 
-    overrides = preset_config(model, preset)
+    sets = {}
     for item in set_ or []:
         key, sep, val = item.partition("=")
         if not sep:
             raise WmkitError(f"--set {item!r}: write field=value")
         try:
-            overrides[key] = json.loads(val)
+            sets[key] = json.loads(val)
         except json.JSONDecodeError:
-            overrides[key] = val
+            sets[key] = val
+    frames = frames or sets.get("inputs") == "frames"
+    overrides = {**preset_config(model, preset, frames=frames), **sets}
+    batch_size = batch_size or (16 if frames else 256)
     cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, focus=focus, seed=seed,
                       device=device)
     run(data, out, model, cfg, model_config=overrides)

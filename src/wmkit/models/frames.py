@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wmkit.errors import WmkitError
@@ -72,3 +73,90 @@ class FrameDecoder(nn.Module):
         x = self.inp(z.reshape(-1, z.shape[-1])).reshape(-1, self.c_top, 4, 4)
         x = torch.sigmoid(self.convs(x)).permute(0, 2, 3, 1)
         return x.reshape(*lead, self.size, self.size, 3)
+
+
+class GridEncoder(nn.Module):
+    """Frames -> a grid of latents, one per `patch` x `patch` cell: [..., S, S, 3] -> [..., (S/patch)^2, latent].
+
+    log2(patch) stride-2 convolutions, a 3 x 3 convolution, then a 1 x 1 projection to `latent` channels per
+    cell, squashed into (-1, 1) so the latent cannot drift in scale. Unlike `FrameEncoder` the latent keeps the layout of the scene: an object a few pixels wide is
+    a change in one or two cells, not in every number of a flat vector.
+    """
+
+    def __init__(self, size: int, patch: int, channels: int, latent: int):
+        super().__init__()
+        self.size, self.patch = check_frame_size(size), check_patch(patch, size)
+        layers, c_in = [], 3
+        for i in range(int(math.log2(patch))):
+            c_out = channels * 2 ** i
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.SiLU()]
+            c_in = c_out
+        layers += [nn.Conv2d(c_in, c_in, 3, padding=1), nn.SiLU(), nn.Conv2d(c_in, latent, 1)]
+        self.convs = nn.Sequential(*layers)
+
+    @property
+    def cells(self) -> int:
+        return (self.size // self.patch) ** 2
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        lead = frames.shape[:-3]
+        x = as_unit_frames(frames).reshape(-1, self.size, self.size, 3).permute(0, 3, 1, 2) - 0.5
+        z = torch.tanh(self.convs(x))  # [N, latent, G, G]
+        return z.flatten(2).transpose(1, 2).reshape(*lead, self.cells, -1)
+
+
+class GridDecoder(nn.Module):
+    """A grid of latents -> frames: [..., (S/patch)^2, latent] -> [..., S, S, 3] in [0, 1] (mirrors `GridEncoder`).
+
+    With `out` other than 3 it paints `out` raw numbers per pixel instead (e.g. motion kernels)."""
+
+    def __init__(self, size: int, patch: int, channels: int, latent: int, out: int = 3):
+        super().__init__()
+        self.size, self.patch = check_frame_size(size), check_patch(patch, size)
+        self.grid = size // patch
+        n = int(math.log2(patch))
+        c_in = channels * 2 ** (n - 1)
+        layers = [nn.Conv2d(latent, c_in, 3, padding=1), nn.GroupNorm(1, c_in), nn.SiLU()]
+        for i in reversed(range(n)):
+            last = i == 0
+            c_out = out if last else channels * 2 ** (i - 1)
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if not last:
+                layers += [nn.GroupNorm(1, c_out), nn.SiLU()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers)
+        self.out = out
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        lead, G = z.shape[:-2], self.grid
+        x = z.reshape(-1, G * G, z.shape[-1]).transpose(1, 2).reshape(-1, z.shape[-1], G, G)
+        x = self.convs(x)
+        if self.out == 3:
+            x = torch.sigmoid(x)
+        return x.permute(0, 2, 3, 1).reshape(*lead, self.size, self.size, self.out)
+
+
+def advect(frames: torch.Tensor, logits: torch.Tensor, with_mask: bool = False):
+    """Move pixels: each output pixel mixes the k x k pixels around it by a softmax kernel, composited
+    over the pixel it replaces by a mask (Finn et al. 2016's dynamic neural advection).
+
+    frames [B, S, S, 3], logits [B, S, S, k*k + 1] (the kernel's k*k logits, then the mask's logit)
+    -> [B, S, S, 3] (and the mask [B, S, S, 1] with `with_mask`). Where the mask is 0 the pixel stays
+    exactly as it was. The frame's edge is
+    repeated outwards, so nothing dark leaks in from outside.
+    """
+    B, S, _, _ = frames.shape
+    k = math.isqrt(logits.shape[-1] - 1)
+    x = F.pad(frames.permute(0, 3, 1, 2), (k // 2,) * 4, mode="replicate")
+    patches = F.unfold(x, k).reshape(B, 3, k * k, S, S)
+    w = torch.softmax(logits[..., :-1], -1).permute(0, 3, 1, 2)[:, None]  # [B, 1, k*k, S, S]
+    moved = (patches * w).sum(2).permute(0, 2, 3, 1)
+    mask = torch.sigmoid(logits[..., -1:])
+    out = frames + mask * (moved - frames)
+    return (out, mask) if with_mask else out
+
+
+def check_patch(patch, size: int) -> int:
+    if not isinstance(patch, int) or patch < 2 or patch & (patch - 1) or patch > size // 2:
+        raise WmkitError(f"patch {patch!r} must be a power of two from 2 to {size // 2} (half the frame side {size})")
+    return patch

@@ -25,11 +25,17 @@ def model_class(family: str):
     return getattr(import_module(module), name)
 
 
-def preset_config(family: str, preset: str) -> dict:
-    """The config fields a named size sets for a family (`small` is each family's default config)."""
+def preset_config(family: str, preset: str, frames: bool = False) -> dict:
+    """The config fields a named size sets for a family (`small` is each family's default config).
+
+    With `frames`, the sizes of the family's pixel model (a model that reads frames only), which
+    include `inputs="frames"`."""
     if preset not in PRESETS:
         raise WmkitError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    table = getattr(model_class(family), "presets", None)
+    cls = model_class(family)
+    table = getattr(cls, "pixel_presets" if frames else "presets", None)
     if table is None:
+        if frames and getattr(cls, "presets", None) is not None:
+            raise WmkitError(f"the {family} model does not read frames; pixel models: rssm, transformer")
         raise WmkitError(f"the {family} model has no presets; trainable families: {', '.join(TRAINABLE)}")
-    return dict(table[preset])
+    return {**table[preset], "inputs": "frames"} if frames else dict(table[preset])

@@ -1,4 +1,4 @@
-"""`rssm`: a recurrent state-space model on state vectors, after DreamerV3.
+"""`rssm`: a recurrent state-space model on state vectors or frames, after DreamerV3.
 
 Hafner et al., "Mastering Diverse Domains through World Models" (2023). Kept: a deterministic
 recurrent path h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}]) beside a stochastic state z_t of `groups`
@@ -6,7 +6,17 @@ categorical variables with `classes` classes each; a prior p(z_t | h_t) for imag
 posterior q(z_t | h_t, o_t) for perception; straight-through one-hot samples in training; the
 stabilisers: symlog inputs, 1% unimix on every categorical, KL balancing (dynamics 0.5, representation
 0.1) and free bits (1 nat). Decoder, reward and continue heads read [h_t, z_t].
-Not (yet) here: frame encoders and decoders (state vectors only), two-hot reward regression.
+Not here: two-hot reward regression.
+
+Two kinds of input (`inputs`):
+- `state`: an MLP embeds the symlog of the normalised state vector; the decoder rebuilds the whole
+  state from [h, z]. With `decode_delta` it predicts the change from the last observation instead
+  (normalised by the data's spread of changes) and imagination adds each decoded change to the last
+  state it predicted: more precise one step ahead, but errors then add up over long rollouts.
+- `frames` (pixels only): DreamerV3's convolutional encoder and decoder (`frames.py`, flat latents)
+  on each frame, `context` frames observed (4 by default); the decoder reconstructs every frame from
+  [h_t, z_t], and with `frame_residual` an imagined frame is the last real frame plus the decoded change
+  D(t+k) - D(t), as in the transformer. A linear probe reads the state vector from [h, z] (held fixed).
 
 Unlike the ensemble, the state carries memory: `observe` filters the whole context through the
 recurrence, so an early observation can shape late predictions. Predictions use the mode of each
@@ -23,6 +33,7 @@ from torch import nn
 
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+from wmkit.models.frames import FrameDecoder, FrameEncoder, as_unit_frames
 
 
 @dataclass
@@ -43,12 +54,29 @@ class RSSMConfig:
     unimix: float = 0.01
     reward_weight: float = 1.0
     continue_weight: float = 1.0
+    decode_delta: bool = False
+    """decode the change from the last observation (state inputs), not the whole state (off by default:
+    on the demo data it helps at k <= 10 and hurts at k >= 25)"""
+    inputs: str = "state"
+    """what the model reads: "state" (state vectors) or "frames" (pixels only)"""
+    channels: int = 16
+    """width of the first convolution of the frame encoder and decoder (inputs="frames")"""
+    context: int = 4
+    """frames a pixel model observes before it imagines (inputs="frames")"""
+    moving_weight: float = 5.0
+    """extra weight of pixels that change, in the frame loss (inputs="frames")"""
+    frame_residual: bool = True
+    """paint each imagined frame as the last real frame plus the decoded change (inputs="frames")"""
 
     def __post_init__(self):
-        check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len"),
-                     nonnegative=("free_bits", "dyn_scale", "rep_scale", "reward_weight", "continue_weight"))
+        check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len",
+                                                         "channels", "context"),
+                     nonnegative=("free_bits", "dyn_scale", "rep_scale", "reward_weight", "continue_weight",
+                                  "moving_weight"))
         if not (0 <= self.unimix < 1):
             raise WmkitError(f"rssm config: unimix={self.unimix!r} must be in [0, 1)")
+        if self.inputs not in ("state", "frames"):
+            raise WmkitError(f"rssm config: inputs={self.inputs!r} must be 'state' or 'frames'")
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
@@ -68,35 +96,63 @@ PRESETS = {
     "small": {},
     "base": {"deter": 512, "groups": 32, "classes": 16, "hidden": 512},
 }
+PIXEL_PRESETS = {  # inputs="frames"
+    "tiny": {"deter": 64, "groups": 8, "classes": 8, "hidden": 64, "seq_len": 8, "channels": 8},
+    "small": {"seq_len": 16},
+    "base": {"deter": 512, "groups": 32, "classes": 16, "hidden": 512, "seq_len": 32, "channels": 32},
+}
 
 
 class RSSMModel(WorldModel):
     family = "rssm"
     config_class = RSSMConfig
     presets = PRESETS
+    pixel_presets = PIXEL_PRESETS
 
     def __init__(self, spec: ModelSpec, config: RSSMConfig | None = None):
         config = config or RSSMConfig()
-        spec = spec.with_(latent_dim=config.deter + config.groups * config.classes, decodes=("state",),
-                          predicts=("reward", "termination"), context=1)
+        pixels = config.inputs == "frames"
+        if pixels:
+            if spec.frame_size is None:
+                raise WmkitError("an rssm with inputs='frames' needs frames: train on a dataset collected with "
+                                 "--render 64 (wmkit collect ... --render 64)")
+            spec = spec.with_(decodes=("frame", "state"), context=config.context)
+        else:
+            spec = spec.with_(decodes=("state",), frame_size=None, frame_camera=None, context=1)
+        spec = spec.with_(latent_dim=config.deter + config.groups * config.classes,
+                          predicts=("reward", "termination"))
         super().__init__(spec, config)
         D, A, c = spec.obs_dim, spec.action_dim, config
         Z = c.groups * c.classes
-        self.encoder = _mlp(D, c.hidden, c.hidden)
+        self.pixels = pixels
+        if pixels:
+            self.encoder = FrameEncoder(spec.frame_size, c.channels, c.hidden)
+            self.frame_decoder = FrameDecoder(spec.frame_size, c.channels, c.deter + Z)
+            self.decoder = nn.Linear(c.deter + Z, D)  # a probe: the state vector read from [h, z], held fixed
+        else:
+            self.encoder = _mlp(D, c.hidden, c.hidden)
+            self.decoder = _mlp(c.deter + Z, c.hidden, D)
         self.img_in = nn.Sequential(nn.Linear(Z + A, c.hidden), nn.LayerNorm(c.hidden), nn.SiLU())
         self.gru = nn.GRUCell(c.hidden, c.deter)
         self.prior_net = _mlp(c.deter, c.hidden, Z, layers=1)
         self.post_net = _mlp(c.deter + c.hidden, c.hidden, Z, layers=1)
-        self.decoder = _mlp(c.deter + Z, c.hidden, D)
         self.reward_head = _mlp(c.deter + Z, c.hidden, 1)
         self.cont_head = _mlp(c.deter + Z, c.hidden, 1)
-        for name, size in (("obs", D), ("act", A)):
+        for name, size in (("obs", D), ("act", A), ("delta", D)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
         self.register_buffer("reward_scale", torch.ones(()))
 
+    @classmethod
+    def reads_frames(cls, config: dict) -> bool:
+        return config.get("inputs") == "frames"
+
+    @property
+    def _deltas(self) -> bool:
+        return self.config.decode_delta and not self.pixels
+
     def set_normalizer(self, stats: dict[str, torch.Tensor]) -> None:
-        for name in ("obs", "act"):
+        for name in ("obs", "act", "delta"):
             getattr(self, f"{name}_mean").copy_(stats[f"{name}_mean"])
             getattr(self, f"{name}_std").copy_(stats[f"{name}_std"].clamp_min(1e-6))
         if "reward_scale" in stats:
@@ -106,7 +162,9 @@ class RSSMModel(WorldModel):
     def _norm_obs(self, obs):
         return (obs - self.obs_mean) / self.obs_std
 
-    def _embed(self, obs):
+    def _embed(self, obs, frames=None):
+        if self.pixels:
+            return self.encoder(frames)
         return self.encoder(symlog(self._norm_obs(obs)))
 
     def _probs(self, logits):
@@ -128,22 +186,46 @@ class RSSMModel(WorldModel):
         a_n = (a - self.act_mean) / self.act_std
         return self.gru(self.img_in(torch.cat([z, a_n], -1)), h)
 
-    def _heads(self, h, z):
+    def _heads(self, h, z, last_obs):
+        """Decoded state vector, reward and continue logit from [h, z]; `last_obs` is the state the
+        decoded change is added to (state inputs with `decode_delta`)."""
         feat = torch.cat([h, z], -1)
-        obs = self.decoder(feat) * self.obs_std + self.obs_mean
+        out = self.decoder(feat)
+        obs = last_obs + out * self.delta_std + self.delta_mean if self._deltas else out * self.obs_std + self.obs_mean
         return obs, self.reward_head(feat)[..., 0] * self.reward_scale, self.cont_head(feat)[..., 0]
+
+    def check_frames(self, frames) -> torch.Tensor:
+        S = self.spec.frame_size
+        if frames is None:
+            raise WmkitError(f"this model reads frames: pass frames=[B, T+1, {S}, {S}, 3] to observe")
+        f = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
+        if f.ndim != 5 or tuple(f.shape[2:]) != (S, S, 3):
+            raise WmkitError(f"frames have shape {tuple(f.shape)}; expected [B, T+1, {S}, {S}, 3] (RGB, the size "
+                             f"the model was trained on)")
+        return f.to(self.device)
 
     # ---- verbs ---------------------------------------------------------------------------------
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
-        o, a = self.check_context(obs, actions)
-        B = o.shape[0]
-        c = self.config
-        h = o.new_zeros(B, c.deter)
-        z = self._mode(self.post_net(torch.cat([h, self._embed(o[:, 0])], -1)))
+        if self.pixels:
+            f = self.check_frames(frames)
+            a = self.check_actions(actions, ndim=3)
+            if a.shape[:2] != (f.shape[0], f.shape[1] - 1) or a.shape[-1] != self.spec.action_dim:
+                raise WmkitError(f"context actions have shape {tuple(a.shape)}; expected [{f.shape[0]}, "
+                                 f"{f.shape[1] - 1}, {self.spec.action_dim}] (one action fewer than frames)")
+            emb = self._embed(None, f)
+        else:
+            o, a = self.check_context(obs, actions)
+            emb = self._embed(o)
+        B, c = emb.shape[0], self.config
+        h = emb.new_zeros(B, c.deter)
+        z = self._mode(self.post_net(torch.cat([h, emb[:, 0]], -1)))
         for t in range(a.shape[1]):  # filter the context: the recurrence carries what it saw
             h = self._img_step(h, z, a[:, t])
-            z = self._mode(self.post_net(torch.cat([h, self._embed(o[:, t + 1])], -1)))
-        return State(h=h, z=z)
+            z = self._mode(self.post_net(torch.cat([h, emb[:, t + 1]], -1)))
+        if self.pixels:  # the frame shown and the plain decode it was painted from
+            dec = self.frame_decoder(torch.cat([h, z], -1))
+            return State(h=h, z=z, frame=as_unit_frames(f[:, -1]), dec=dec)
+        return State(h=h, z=z, obs=o[:, -1])
 
     def step(self, state: State, action) -> tuple[State, Prediction]:
         a = self.check_actions(action, ndim=2)
@@ -151,8 +233,13 @@ class RSSMModel(WorldModel):
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
         h = self._img_step(state["h"], state["z"], a)
         z = self._mode(self.prior_net(h))
-        obs, reward, cont = self._heads(h, z)
-        return State(h=h, z=z), Prediction(obs=obs, reward=reward, terminated=1 - torch.sigmoid(cont))
+        obs, reward, cont = self._heads(h, z, None if self.pixels else state["obs"])
+        pred = Prediction(obs=obs, reward=reward, terminated=1 - torch.sigmoid(cont))
+        if not self.pixels:
+            return State(h=h, z=z, obs=obs), pred
+        dec = self.frame_decoder(torch.cat([h, z], -1))
+        pred.frame = (state["frame"] + dec - state["dec"]).clamp(0.0, 1.0) if self.config.frame_residual else dec
+        return State(h=h, z=z, frame=pred.frame, dec=dec), pred
 
     @property
     def train_window(self) -> int:
@@ -162,13 +249,13 @@ class RSSMModel(WorldModel):
         c = self.config
         obs, act = batch.obs, batch.actions  # [B, L+1, D], [B, L, A]
         B, L = act.shape[:2]
-        emb = self._embed(obs)
-        target = self._norm_obs(obs)
+        if self.pixels and batch.frames is None:
+            raise WmkitError("this model trains on frames; load the dataset with frames=True")
+        emb = self._embed(obs, batch.frames)
         h = obs.new_zeros(B, c.deter)
         post = self.post_net(torch.cat([h, emb[:, 0]], -1))
         z = self._sample(post)
-        recon = (self.decoder(torch.cat([h, z], -1)) - target[:, 0]).pow(2).sum(-1).mean() / (L + 1)
-        feats_h, feats_z, priors, posts = [], [], [], []
+        feats_h, feats_z, priors, posts = [h], [z], [], []
         for t in range(L):
             h = self._img_step(h, z, act[:, t])
             prior = self.prior_net(h)
@@ -178,10 +265,23 @@ class RSSMModel(WorldModel):
             feats_z.append(z)
             priors.append(prior)
             posts.append(post)
-        h_all, z_all = torch.stack(feats_h, 1), torch.stack(feats_z, 1)
-        feat = torch.cat([h_all, z_all], -1)
-        pred_n = self.decoder(feat)
-        recon = recon + (pred_n - target[:, 1:]).pow(2).sum(-1).mean() * L / (L + 1)
+        feat_all = torch.cat([torch.stack(feats_h, 1), torch.stack(feats_z, 1)], -1)  # [B, L+1, F]
+        feat = feat_all[:, 1:]
+        metrics = {}
+        if self.pixels:
+            target = as_unit_frames(batch.frames)
+            moving = torch.zeros_like(target[..., :1])
+            moving[:, 1:] = ((target[:, 1:] - target[:, :-1]).abs().amax(-1, keepdim=True) > 0.03).float()
+            w = (1.0 + c.moving_weight * moving).expand_as(target)
+            recon = (w * (self.frame_decoder(feat_all) - target).pow(2)).mean() / w.mean()
+            probe = F.mse_loss(self.decoder(feat_all.detach()), self._norm_obs(obs))
+            metrics["probe_mse"] = probe.item()
+            recon = recon + probe
+        elif self._deltas:  # the change from the last observation (nothing to change from at t = 0)
+            target = (obs[:, 1:] - obs[:, :-1] - self.delta_mean) / self.delta_std
+            recon = (self.decoder(feat) - target).pow(2).sum(-1).mean()
+        else:
+            recon = (self.decoder(feat_all) - self._norm_obs(obs)).pow(2).sum(-1).mean()
         reward = self.reward_head(feat)[..., 0]
         rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
         cont_loss = F.binary_cross_entropy_with_logits(self.cont_head(feat)[..., 0], 1 - batch.terminated)
@@ -190,8 +290,8 @@ class RSSMModel(WorldModel):
         rep = _kl(p_post, p_prior.detach()).clamp_min(c.free_bits).mean()
         total = recon + c.reward_weight * rew_loss + c.continue_weight * cont_loss + c.dyn_scale * dyn + \
             c.rep_scale * rep
-        metrics = {"recon": recon.item(), "reward_mse": rew_loss.item(), "continue_bce": cont_loss.item(),
-                   "kl_dyn": dyn.item(), "kl_rep": rep.item()}
+        metrics.update(recon=recon.item(), reward_mse=rew_loss.item(), continue_bce=cont_loss.item(),
+                       kl_dyn=dyn.item(), kl_rep=rep.item())
         return total, metrics
 
 
