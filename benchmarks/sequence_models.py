@@ -81,17 +81,22 @@ def train_throughput(model, steps, batch=64):
     g = torch.Generator().manual_seed(0)
     data = Batch(obs=torch.randn(B, L + 1, 12, generator=g), actions=torch.rand(B, L, 2, generator=g) * 2 - 1,
                  rewards=torch.randn(B, L, generator=g), terminated=torch.zeros(B, L))
+    return steps * B * L / timed_updates(model, data, steps)
+
+
+def timed_updates(model, data, steps, warmup=3) -> float:
+    """Seconds that `steps` optimiser updates on one fixed batch take, after `warmup` untimed ones."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
-    for i in range(steps + 3):
-        if i == 3:
+    for i in range(steps + warmup):
+        if i == warmup:
             t0 = time.perf_counter()
         loss, _ = model.loss(data)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    return steps * B * L / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
 @torch.no_grad()
@@ -169,16 +174,7 @@ def pixel_rows(iters, train_steps, size=64):
         data = Batch(obs=torch.randn(B, n, 12, generator=g), actions=torch.rand(B, n - 1, 2, generator=g) * 2 - 1,
                      rewards=torch.zeros(B, n - 1), terminated=torch.zeros(B, n - 1),
                      frames=torch.randint(0, 256, (B, n, size, size, 3), generator=g, dtype=torch.uint8))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        model.train()
-        for i in range(train_steps + 2):
-            if i == 2:
-                t0 = time.perf_counter()
-            loss, _ = model.loss(data)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        train_fps = train_steps * B * n / (time.perf_counter() - t0)
+        train_fps = train_steps * B * n / timed_updates(model, data, train_steps, warmup=2)
         rows.append({"family": family, "size": size, "context": C, "parameters": sum(p.numel() for p in model.parameters()),
                      "step_p50_ms": p50, "step_p99_ms": p99, "imagined_frames_per_s_batch_64": fps,
                      "train_frames_per_s_batch_16": train_fps, "long_rollout": memory})

@@ -196,6 +196,25 @@ class WorldModel(nn.Module, ABC):
             raise WmkitError("actions contain NaN or inf; pass finite values")
         return a
 
+    def check_frames(self, frames) -> torch.Tensor:
+        """A pixel model's context frames [B, T+1, S, S, 3] at its frame size, on its device."""
+        S = self.spec.frame_size
+        if frames is None:
+            raise WmkitError(f"this model reads frames: pass frames=[B, T+1, {S}, {S}, 3] to observe")
+        f = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
+        if f.ndim != 5 or tuple(f.shape[2:]) != (S, S, 3):
+            raise WmkitError(f"frames have shape {tuple(f.shape)}; expected [B, T+1, {S}, {S}, 3] (RGB, the size "
+                             f"the model was trained on)")
+        return f.to(self.device)
+
+    def check_frame_context(self, frames, actions) -> tuple[torch.Tensor, torch.Tensor]:
+        """A pixel model's context: frames [B, T+1, S, S, 3] and actions [B, T, A], checked together."""
+        f, a = self.check_frames(frames), self.check_actions(actions, ndim=3)
+        if a.shape[:2] != (f.shape[0], f.shape[1] - 1) or a.shape[-1] != self.spec.action_dim:
+            raise WmkitError(f"context actions have shape {tuple(a.shape)}; expected [{f.shape[0]}, {f.shape[1] - 1}, "
+                             f"{self.spec.action_dim}] (one action fewer than frames)")
+        return f, a
+
     def check_context(self, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
         o, a = self.as_tensor(obs), self.as_tensor(actions)
         D, A = self.spec.obs_dim, self.spec.action_dim

@@ -194,24 +194,10 @@ class RSSMModel(WorldModel):
         obs = last_obs + out * self.delta_std + self.delta_mean if self._deltas else out * self.obs_std + self.obs_mean
         return obs, self.reward_head(feat)[..., 0] * self.reward_scale, self.cont_head(feat)[..., 0]
 
-    def check_frames(self, frames) -> torch.Tensor:
-        S = self.spec.frame_size
-        if frames is None:
-            raise WmkitError(f"this model reads frames: pass frames=[B, T+1, {S}, {S}, 3] to observe")
-        f = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
-        if f.ndim != 5 or tuple(f.shape[2:]) != (S, S, 3):
-            raise WmkitError(f"frames have shape {tuple(f.shape)}; expected [B, T+1, {S}, {S}, 3] (RGB, the size "
-                             f"the model was trained on)")
-        return f.to(self.device)
-
     # ---- verbs ---------------------------------------------------------------------------------
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
         if self.pixels:
-            f = self.check_frames(frames)
-            a = self.check_actions(actions, ndim=3)
-            if a.shape[:2] != (f.shape[0], f.shape[1] - 1) or a.shape[-1] != self.spec.action_dim:
-                raise WmkitError(f"context actions have shape {tuple(a.shape)}; expected [{f.shape[0]}, "
-                                 f"{f.shape[1] - 1}, {self.spec.action_dim}] (one action fewer than frames)")
+            f, a = self.check_frame_context(frames, actions)
             emb = self._embed(None, f)
         else:
             o, a = self.check_context(obs, actions)

@@ -290,22 +290,8 @@ class TransformerModel(WorldModel):
         if not self.pixels:
             o, a = self.check_context(obs, actions)
             return o[:, :, None], a
-        a = self.check_actions(actions, ndim=3)
-        f = self.check_frames(frames)
-        if a.ndim != 3 or a.shape[:2] != (f.shape[0], f.shape[1] - 1) or a.shape[-1] != self.spec.action_dim:
-            raise WmkitError(f"context actions have shape {tuple(a.shape)}; expected [{f.shape[0]}, {f.shape[1] - 1}, "
-                             f"{self.spec.action_dim}] (one action fewer than frames)")
+        f, a = self.check_frame_context(frames, actions)
         return self.encoder(f), a
-
-    def check_frames(self, frames) -> torch.Tensor:
-        S = self.spec.frame_size
-        if frames is None:
-            raise WmkitError(f"this model reads frames: pass frames=[B, T+1, {S}, {S}, 3] to observe")
-        f = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(frames)
-        if f.ndim != 5 or tuple(f.shape[2:]) != (S, S, 3):
-            raise WmkitError(f"frames have shape {tuple(f.shape)}; expected [B, T+1, {S}, {S}, 3] (RGB, the size "
-                             f"the model was trained on)")
-        return f.to(self.device)
 
     def _banded_bias(self, T: int, device) -> torch.Tensor:
         """[heads, T, T] additive attention bias: learned per distance inside the window, -inf elsewhere."""
