@@ -33,6 +33,7 @@ RESULTS = Path(__file__).parent / "results"
 def falling_filmstrip(model, dataset, steps: int = 40, every: int = 4):
     """uint8 image (truth above imagination) of the last `steps` steps of a held-out episode that ends
     with the cup on the floor, or None when no held-out episode does."""
+    from wmkit.eval.pixels import truth_over_imagination
     from wmkit.models.frames import as_unit_frames
 
     C = model.spec.context
@@ -47,9 +48,7 @@ def falling_filmstrip(model, dataset, steps: int = 40, every: int = 4):
             state = model.observe(obs, act[:, :C - 1], frames=frames[start:start + C][None])
             imagined = model.rollout(state, act[:, C - 1:]).frame[0]
         pick = torch.arange(every - 1, steps, every)
-        truth = as_unit_frames(frames[start + C:start + C + steps])[pick]
-        rows = [torch.cat(list(r), 1) for r in (truth, imagined[pick])]
-        return (torch.cat(rows, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy(), ep.seed
+        return truth_over_imagination(as_unit_frames(frames[start + C:start + C + steps])[pick], imagined[pick]), ep.seed
     return None, None
 
 

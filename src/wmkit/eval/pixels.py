@@ -92,7 +92,10 @@ def filmstrip(model, dataset, steps: int = 8, every: int = 2, split: str = "val"
                           frames=b[:, :C + 1].to(dev))
     pred = model.rollout(state, batch.actions[episode:episode + 1, C:].to(dev)).frame[0].cpu()
     pick = torch.arange(every - 1, steps * every, every)
-    top = as_unit_frames(b[0, C + 1:])[pick]
-    bottom = pred[pick]
-    rows = [torch.cat(list(r), dim=1) for r in (top, bottom)]
+    return truth_over_imagination(as_unit_frames(b[0, C + 1:])[pick], pred[pick])
+
+
+def truth_over_imagination(truth: torch.Tensor, imagined: torch.Tensor):
+    """uint8 image: frames [N, S, S, 3] in [0, 1] side by side, true ones above imagined ones."""
+    rows = [torch.cat(list(r), dim=1) for r in (truth, imagined)]
     return (torch.cat(rows, dim=0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()

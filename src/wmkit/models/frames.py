@@ -31,6 +31,23 @@ def as_unit_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames.float()
 
 
+def moving_pixels(a: torch.Tensor, b: torch.Tensor, threshold: float = 0.03) -> torch.Tensor:
+    """1.0 where frames a and b ([..., S, S, 3] in [0, 1]) differ by more than `threshold` in any channel,
+    else 0.0: [..., S, S, 1]. The pixel losses weight these (the pusher, the cup) above the static scene."""
+    return ((a - b).abs().amax(-1, keepdim=True) > threshold).float()
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of weight x squared error, divided by the mean weight (so it stays an MSE in scale)."""
+    w = weight.expand_as(pred)
+    return (w * (pred - target).pow(2)).mean() / w.mean()
+
+
+def paint_residual(shown: torch.Tensor, dec: torch.Tensor, dec_prev: torch.Tensor) -> torch.Tensor:
+    """The frame shown plus the change its decoder sees between two latents, kept in [0, 1]."""
+    return (shown + dec - dec_prev).clamp(0.0, 1.0)
+
+
 class FrameEncoder(nn.Module):
     def __init__(self, size: int, channels: int, out: int):
         super().__init__()

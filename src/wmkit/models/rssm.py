@@ -33,7 +33,8 @@ from torch import nn
 
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
-from wmkit.models.frames import FrameDecoder, FrameEncoder, as_unit_frames
+from wmkit.models.frames import (FrameDecoder, FrameEncoder, as_unit_frames, moving_pixels, paint_residual,
+                                 weighted_mse)
 
 
 @dataclass
@@ -224,7 +225,7 @@ class RSSMModel(WorldModel):
         if not self.pixels:
             return State(h=h, z=z, obs=obs), pred
         dec = self.frame_decoder(torch.cat([h, z], -1))
-        pred.frame = (state["frame"] + dec - state["dec"]).clamp(0.0, 1.0) if self.config.frame_residual else dec
+        pred.frame = paint_residual(state["frame"], dec, state["dec"]) if self.config.frame_residual else dec
         return State(h=h, z=z, frame=pred.frame, dec=dec), pred
 
     @property
@@ -257,9 +258,8 @@ class RSSMModel(WorldModel):
         if self.pixels:
             target = as_unit_frames(batch.frames)
             moving = torch.zeros_like(target[..., :1])
-            moving[:, 1:] = ((target[:, 1:] - target[:, :-1]).abs().amax(-1, keepdim=True) > 0.03).float()
-            w = (1.0 + c.moving_weight * moving).expand_as(target)
-            recon = (w * (self.frame_decoder(feat_all) - target).pow(2)).mean() / w.mean()
+            moving[:, 1:] = moving_pixels(target[:, 1:], target[:, :-1])
+            recon = weighted_mse(self.frame_decoder(feat_all), target, 1.0 + c.moving_weight * moving)
             probe = F.mse_loss(self.decoder(feat_all.detach()), self._norm_obs(obs))
             metrics["probe_mse"] = probe.item()
             recon = recon + probe

@@ -50,7 +50,8 @@ from torch import nn
 
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
-from wmkit.models.frames import GridDecoder, GridEncoder, advect, as_unit_frames, check_patch
+from wmkit.models.frames import (GridDecoder, GridEncoder, advect, as_unit_frames, check_patch, moving_pixels,
+                                 paint_residual, weighted_mse)
 
 
 @dataclass
@@ -277,7 +278,7 @@ class TransformerModel(WorldModel):
             out = frame, None
         else:
             dec = self.decoder(x_next)
-            out = ((shown + dec - dec_prev).clamp(0.0, 1.0), dec) if mode == "residual" else (dec, None)
+            out = (paint_residual(shown, dec, dec_prev), dec) if mode == "residual" else (dec, None)
         return (*out, mask) if with_mask else out
 
     def _frames_state(self, shown, x) -> dict:
@@ -430,13 +431,13 @@ class TransformerModel(WorldModel):
         shown, future = torch.stack(imagined, 1), target[:, C + 1:]  # [B, H, S, S, 3]
         # what moves (a few pixels: the pusher, the cup) counts `moving_weight` times more than the
         # static scene, or a small latent learns the background and blurs the objects away
-        moving = ((future - last[:, None]).abs().amax(-1, keepdim=True) > 0.03).float()
-        frame = _weighted_mse(shown, future, 1.0 + c.moving_weight * moving)
+        moving = moving_pixels(future, last[:, None])
+        frame = weighted_mse(shown, future, 1.0 + c.moving_weight * moving)
         with torch.no_grad():  # how much better than holding the last frame (dB, over the imagined steps)
             gain = 10 * torch.log10((future - last[:, None]).pow(2).mean() / (shown - future).pow(2).mean().clamp_min(1e-10))
         recon_at = slice(0, None, 4)  # every 4th frame keeps D a decoder (decoding is most of the cost on a CPU)
-        changing = ((target[:, 1:] - target[:, :-1]).abs().amax(-1, keepdim=True) > 0.03).float()[:, recon_at]
-        recon = _weighted_mse(self.decoder(z[:, :-1][:, recon_at]), target[:, :-1][:, recon_at],
+        changing = moving_pixels(target[:, 1:], target[:, :-1])[:, recon_at]
+        recon = weighted_mse(self.decoder(z[:, :-1][:, recon_at]), target[:, :-1][:, recon_at],
                               1.0 + c.moving_weight * changing)
         probe = F.mse_loss(self.probe(z.detach().flatten(-2)), (obs - self.obs_mean) / self.obs_std)
         main = recon + frame + c.latent_weight * latent + probe
@@ -457,8 +458,3 @@ class TransformerModel(WorldModel):
         total = main + c.reward_weight * rew_loss + c.termination_weight * term_loss
         return total, {**metrics, "reward_mse": rew_loss.item(), "termination_bce": term_loss.item()}
 
-
-def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean of weight x squared error, divided by the mean weight (so it stays an MSE in scale)."""
-    w = weight.expand_as(pred)
-    return (w * (pred - target).pow(2)).mean() / w.mean()
