@@ -62,8 +62,8 @@ def test_a_goal_state_is_reached_without_any_reward():
 def test_the_uncertainty_penalty_prefers_futures_the_model_knows(tabletop_run):
     model = wmkit.load_model(tabletop_run)
     planner = make_planner("mppi", model, Objective(uncertainty_penalty=1.0))
-    pred = Prediction(obs=torch.zeros(2, 3, 12), reward=torch.zeros(2, 3), obs_std=torch.tensor([0.1, 0.5])[:, None, None]
-                      .expand(2, 3, 12))
+    pred = Prediction(obs=torch.zeros(2, 3, 10), reward=torch.zeros(2, 3), obs_std=torch.tensor([0.1, 0.5])[:, None, None]
+                      .expand(2, 3, 10))
     score = planner.score(pred)
     assert score[0] > score[1] and torch.isclose(score[0] - score[1], torch.tensor(3 * 0.4))
 
@@ -96,7 +96,7 @@ def test_planners_refuse_what_they_cannot_use():
     with pytest.raises(wmkit.WmkitError, match="temperature"):
         make_planner("mppi", oracle, temperature=0)
     planner = CEMPlanner(oracle)
-    state = planner.model.observe(torch.zeros(2, 1, 12), torch.zeros(2, 0, 2))
+    state = planner.model.observe(torch.zeros(2, 1, 10), torch.zeros(2, 0, 2))
     with pytest.raises(wmkit.WmkitError, match="batch 1"):
         planner.plan(state)
 
@@ -118,7 +118,7 @@ def test_dream_env_is_a_gymnasium_env_inside_the_model(tabletop_run, tabletop_da
     again, _ = env.reset(seed=0)
     np.testing.assert_array_equal(again, first)  # seeded starts
     world_start, _ = wmkit.DreamEnv(model).reset(seed=1)  # no dataset: the true world's reset
-    assert world_start.shape == (12,)
+    assert world_start.shape == (10,)
 
 
 def test_dream_env_refuses_what_it_cannot_use(tabletop_run):
@@ -136,7 +136,7 @@ def test_dream_env_refuses_what_it_cannot_use(tabletop_run):
 
 def _near_the_edge(env):
     env.reset(seed=0)
-    env.state_from_obs(np.array([0.06, 0.0, 0.17, 0.0, 0.47, 0.0] + [0.0] * 6))  # pusher behind a cup near the edge
+    env.state_from_obs(np.array([0.06, 0.0, 0.17, 0.0, 0.47] + [0.0] * 5))  # pusher behind a cup near the edge
     return env.get_state()
 
 
@@ -165,7 +165,7 @@ def test_safety_risk_counts_ensemble_members(tabletop_run):
 
     model = wmkit.load_model(tabletop_run)
     safety = SafetyFilter(model, "cup_leaves_table", max_risk=0.2)
-    obs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.47, 0.0] + [0.0] * 6, [0.2, 0.0, 0.35, 0.0, 0.47, 0.0] + [0.0] * 6])
+    obs = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.47] + [0.0] * 5, [0.0, 0.2, 0.0, 0.32, 0.47] + [0.0] * 5])
     verdict = safety.check(model.observe(obs[:, None], torch.zeros(2, 0, 2)), torch.zeros(2, 5, 2))
     E = model.config.members
     assert torch.allclose(verdict.risk * E, (verdict.risk * E).round())  # a share of the members

@@ -22,7 +22,7 @@ def test_episodes_carry_everything(tabletop_data):
     assert ds.meta.world == "Tabletop-v0" and ds.meta.version == 1
     ep = read_episode(ds.files[0], annotations=True)
     T = len(ep)
-    assert ep.obs.shape == (T + 1, 12) and ep.actions.shape == (T, 2)
+    assert ep.obs.shape == (T + 1, 10) and ep.actions.shape == (T, 2)
     assert ep.sim_state.shape[0] == T + 1 and ep.sim_state.dtype == np.float64
     assert set(ep.physics) == {"cup_mass", "cup_friction", "table_friction", "pusher_strength", "gravity"}
     for name in ("events/pusher_touches_cup", "events/cup_leaves_table", "events/cup_hits_floor",
@@ -77,7 +77,7 @@ def test_windows_stay_inside_episodes(tabletop_data):
     ds = wmkit.load_dataset(tabletop_data)
     win = ds.windows(context=2, horizon=5, split="train")
     batch = win.take(64)
-    assert batch.obs.shape == (64, 8, 12) and batch.actions.shape == (64, 7, 2)
+    assert batch.obs.shape == (64, 8, 10) and batch.actions.shape == (64, 7, 2)
     for b in range(0, 64, 7):
         ep = win.episodes[int(batch.episode[b])]
         # find the window in its episode: every step must match consecutively
@@ -171,6 +171,6 @@ def test_focus_samples_big_changes_more_often(tabletop_data):
     uniform = share_of_big(win.sample(20000, torch.Generator().manual_seed(0)))
     win.focus_on_change(3.0)
     focused = share_of_big(win.sample(20000, torch.Generator().manual_seed(0)))
-    assert uniform == pytest.approx(0.1, abs=0.02) and focused > 2 * uniform
+    assert uniform == pytest.approx(0.1, abs=0.02) and focused > 1.5 * uniform
     with pytest.raises(WmkitError, match="focus"):
         win.focus_on_change(-1)

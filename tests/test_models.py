@@ -62,11 +62,11 @@ def test_trained_ensemble_beats_copy_last(tabletop_run, tabletop_data):
 
 def test_ensemble_reports_disagreement(tabletop_run):
     model = load_model(tabletop_run)
-    o = torch.zeros(4, 1, 12)
-    o[:, :, 4], o[:, :, 5] = 0.47, 1.0
+    o = torch.zeros(4, 1, 10)
+    o[:, :, 4] = 0.47
     state = model.observe(o, torch.zeros(4, 0, 2))
     pred = model.rollout(state, torch.ones(4, 10, 2))
-    assert pred.obs_std.shape == (4, 10, 12) and (pred.obs_std > 0).any()
+    assert pred.obs_std.shape == (4, 10, 10) and (pred.obs_std > 0).any()
     assert pred.reward.shape == (4, 10) and ((pred.terminated >= 0) & (pred.terminated <= 1)).all()
 
 
@@ -75,7 +75,7 @@ def test_ensemble_rollout_equals_stepping(tabletop_run):
 
     model = load_model(tabletop_run)
     g = torch.Generator().manual_seed(0)
-    obs = torch.randn(6, 1, 12, generator=g) * 0.1 + model.obs_mean
+    obs = torch.randn(6, 1, 10, generator=g) * 0.1 + model.obs_mean
     actions = torch.rand(6, 20, 2, generator=g) * 2 - 1
     fast = model.rollout(model.observe(obs, torch.zeros(6, 0, 2)), actions)
     slow = WorldModel.rollout(model, model.observe(obs, torch.zeros(6, 0, 2)), actions)  # step by step
@@ -115,7 +115,7 @@ def test_bad_inputs_to_verbs():
     model = make_model("ensemble", _spec(), members=2, hidden=16)
     with pytest.raises(WmkitError, match="shape"):
         model.observe(torch.zeros(2, 1, 5), torch.zeros(2, 0, 2))
-    state = model.observe(torch.zeros(2, 1, 12), torch.zeros(2, 0, 2))
+    state = model.observe(torch.zeros(2, 1, 10), torch.zeros(2, 0, 2))
     with pytest.raises(WmkitError, match="NaN"):
         model.step(state, torch.tensor([[float("nan"), 0.0], [0.0, 0.0]]))
     with pytest.raises(WmkitError, match="expected"):

@@ -27,7 +27,7 @@ def pixel_data(tmp_path_factory):
 
 
 def _spec(frame_size=32):
-    return ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
+    return ModelSpec(world="Tabletop-v0", obs_dim=10, action_dim=2, dt=0.05, latent_dim=0,
                      action_low=(-1.0, -1.0), action_high=(1.0, 1.0), frame_size=frame_size)
 
 
@@ -48,8 +48,8 @@ def test_pixel_rollouts_are_the_same_with_and_without_the_cache(paint, mixing):
     frames = torch.randint(0, 256, (2, 6, 32, 32, 3), generator=g, dtype=torch.uint8)
     ctx, future = torch.rand(2, 5, 2, generator=g) * 2 - 1, torch.rand(2, 9, 2, generator=g) * 2 - 1
     with torch.no_grad():
-        cached = model.rollout(model.observe(torch.zeros(2, 6, 12), ctx, frames=frames), future)
-    reference = model.rollout_uncached(torch.zeros(2, 6, 12), ctx, future, frames=frames)
+        cached = model.rollout(model.observe(torch.zeros(2, 6, 10), ctx, frames=frames), future)
+    reference = model.rollout_uncached(torch.zeros(2, 6, 10), ctx, future, frames=frames)
     torch.testing.assert_close(cached.frame, reference.frame, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(cached.obs, reference.obs, atol=1e-4, rtol=1e-4)
     if paint != "decode":  # the first imagined frame is the last real one, moved or changed a little
@@ -112,7 +112,7 @@ def test_trains_from_pixels_and_is_scored_on_frames(pixel_data, tmp_path):
 def test_pixel_input_is_checked(pixel_data, tabletop_data):
     torch.manual_seed(0)
     model = make_model("transformer", _spec(), **PIXELS)
-    obs, acts = torch.zeros(2, 3, 12), torch.zeros(2, 2, 2)
+    obs, acts = torch.zeros(2, 3, 10), torch.zeros(2, 2, 2)
     with pytest.raises(WmkitError, match="pass frames="):
         model.observe(obs, acts)
     with pytest.raises(WmkitError, match=r"frames have shape \(2, 3, 64, 64, 3\); expected \[B, T\+1, 32, 32, 3\]"):
@@ -141,7 +141,7 @@ def test_a_pixel_model_can_be_played_in_a_session(tmp_path):
     start = s.frame("imagined", size=32)
     assert np.array_equal(start, s.frame("twin", size=32))  # it starts from the twin's own frame
     results = [s.step([1.0, 0.0]) for _ in range(5)]
-    assert results[-1].twin_obs is not None and results[-1].obs.shape == (12,)
+    assert results[-1].twin_obs is not None and results[-1].obs.shape == (10,)
     imagined = s.frame("imagined", size=64)
     assert imagined.shape == (64, 64, 3) and imagined.dtype == np.uint8
     after_five = s.image.copy()
@@ -175,7 +175,7 @@ def test_the_server_shows_a_pixel_model_by_its_decoded_frames():
     with TestClient(create_app(model)) as client:
         sid = client.post("/api/sessions", json={"seed": 0}).json()["id"]
         reply = client.post(f"/api/sessions/{sid}/step", json={"action": [0.5, 0.5]}).json()
-        assert reply["t"] == 1 and len(reply["obs"]) == 12 and len(reply["twin_obs"]) == 12
+        assert reply["t"] == 1 and len(reply["obs"]) == 10 and len(reply["twin_obs"]) == 10
         png = client.get(f"/api/sessions/{sid}/frame", params={"which": "imagined", "size": 64})
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         image = np.asarray(Image.open(io.BytesIO(png.content)))

@@ -20,7 +20,7 @@ def test_observe_remembers_the_start_of_its_context():
     """Unlike a Markov model, an early observation still shapes the state after a long context."""
     model = make_model("rssm", reference_model("copy-last", "Tabletop-v0").spec, **SMALL).eval()
     g = torch.Generator().manual_seed(0)
-    obs, acts = torch.randn(2, 41, 12, generator=g) * 0.1, torch.rand(2, 40, 2, generator=g) * 2 - 1
+    obs, acts = torch.randn(2, 41, 10, generator=g) * 0.1, torch.rand(2, 40, 2, generator=g) * 2 - 1
     early = obs.clone()
     early[:, 0] += 1.0
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_pixel_rssm_keeps_the_contract():
     with pytest.raises(WmkitError, match="needs frames: train on a dataset collected with --render"):
         make_model("rssm", spec.with_(frame_size=None), inputs="frames")
     with pytest.raises(WmkitError, match="pass frames="):
-        model.observe(torch.zeros(1, 4, 12), torch.zeros(1, 3, 2))
+        model.observe(torch.zeros(1, 4, 10), torch.zeros(1, 3, 2))
 
 
 def test_decoding_changes_makes_one_step_predictions_precise(tabletop_data, tmp_path):

@@ -55,7 +55,7 @@ def test_http_session_lifecycle(live):
     sid = _session(live, seed=3)
     for _ in range(5):
         r = httpx.post(f"{live.url}/api/sessions/{sid}/step", json={"action": [1.0, 0.0]}).json()
-    assert r["t"] == 5 and len(r["twin_obs"]) == 12 and r["latency_ms"] > 0
+    assert r["t"] == 5 and len(r["twin_obs"]) == 10 and r["latency_ms"] > 0
     fork = httpx.post(f"{live.url}/api/sessions/{sid}/fork").json()
     assert fork["t"] == 5 and fork["id"] != sid
     assert httpx.post(f"{live.url}/api/sessions/{sid}/rewind", json={"t": 2}).json()["t"] == 2
@@ -248,7 +248,7 @@ def test_client_is_a_gymnasium_env(live):
     env = wmkit.client.connect(live.url, max_episode_steps=5)
     assert isinstance(env, gym.Env) and env.action_space.shape == (2,)
     obs, info = env.reset(seed=4)
-    assert obs.shape == (12,) and len(info["twin_obs"]) == 12
+    assert obs.shape == (10,) and len(info["twin_obs"]) == 10
     for _ in range(5):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     assert truncated and np.isfinite(reward) and info["latency_ms"] > 0

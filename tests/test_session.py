@@ -24,7 +24,7 @@ def test_trained_model_session_reports_what_a_hud_needs(tabletop_run, tabletop_d
     s = Session(load_model(tabletop_run), seed=0, scale=scale)
     r = s.step(PUSH_RIGHT)
     assert r.reward is not None and 0 <= r.terminated <= 1 and r.uncertainty > 0
-    assert r.twin_obs.shape == (12,) and r.divergence >= 0 and r.latency_ms > 0
+    assert r.twin_obs.shape == (10,) and r.divergence >= 0 and r.latency_ms > 0
     assert s.latency_ms()["steps"] == 1
     assert s.frame("imagined", size=32).shape == (32, 32, 3) and s.frame("twin", size=32).std() > 0
 
@@ -110,7 +110,7 @@ def _fresh_transformer():
 
     from wmkit.models import ModelSpec, make_model
 
-    spec = ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
+    spec = ModelSpec(world="Tabletop-v0", obs_dim=10, action_dim=2, dt=0.05, latent_dim=0,
                      action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
     torch.manual_seed(0)
     return make_model("transformer", spec, width=32, heads=2, layers=2, window=8, seq_len=8).eval()

@@ -11,7 +11,7 @@ from wmkit.models import ModelSpec, load_model, make_model, preset_config
 from wmkit.models.checker import check_world_model
 from wmkit.train import TrainConfig, train
 
-SPEC = ModelSpec(world="Tabletop-v0", obs_dim=12, action_dim=2, dt=0.05, latent_dim=0,
+SPEC = ModelSpec(world="Tabletop-v0", obs_dim=10, action_dim=2, dt=0.05, latent_dim=0,
                  action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
 SMALL = {"width": 32, "heads": 2, "layers": 2, "window": 8, "seq_len": 8}
 
@@ -25,7 +25,7 @@ def _model(seed=0):
 
 def _inputs(context, horizon, seed=0):
     g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(3, context + 1, 12, generator=g) * 0.3
+    obs = torch.randn(3, context + 1, 10, generator=g) * 0.3
     ctx = torch.rand(3, context, 2, generator=g) * 2 - 1
     future = torch.rand(3, horizon, 2, generator=g) * 2 - 1
     return obs, ctx, future
@@ -89,7 +89,7 @@ def test_bad_config_is_named(fields, message):
 
 def test_training_windows_longer_than_the_window_are_refused():
     model = make_model("transformer", SPEC, window=4, seq_len=4)
-    batch = type("B", (), {"obs": torch.zeros(2, 7, 12), "actions": torch.zeros(2, 6, 2),
+    batch = type("B", (), {"obs": torch.zeros(2, 7, 10), "actions": torch.zeros(2, 6, 2),
                            "rewards": torch.zeros(2, 6), "terminated": torch.zeros(2, 6)})()
     with pytest.raises(WmkitError, match="exceed the attention window 4"):
         model.loss(batch)

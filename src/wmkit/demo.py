@@ -19,6 +19,11 @@ class DemoConfig:
     """training steps of the ensemble (8,000 scores higher but takes the demo past 5 minutes on 2 cores)"""
     hidden: int = 400
     """width of the ensemble's hidden layers (wider than PETS's 200: contacts need the capacity)"""
+    input_noise: float = 0.03
+    """the ensemble trains from states noised by this share of each dimension's spread: without it, a
+    member whose cup dips a millimetre below the table top in imagination believes the cup is falling
+    (skill at k = 1 / 10 / 25 / 50 on the demo data: 0.928 / 0.561 / 0.255 / -0.215 without, 0.906 /
+    0.616 / 0.733 / 0.680 with)"""
     minutes: float | None = None
     seed: int = 0
     progress: bool = True
@@ -49,7 +54,7 @@ def run_demo(cfg: DemoConfig, say=print) -> dict:
         say(f"[1/3] {data_dir} already holds {have} episodes")
     say(f"[2/3] training an ensemble world model into {run_dir}")
     train(data_dir, run_dir, "ensemble", TrainConfig(steps=cfg.steps, minutes=cfg.minutes, seed=cfg.seed),
-          model_config={"hidden": cfg.hidden}, progress=cfg.progress)
+          model_config={"hidden": cfg.hidden, "input_noise": cfg.input_noise}, progress=cfg.progress)
     model = load_model(run_dir)
     say("[3/3] evaluating on held-out episodes")
     dataset = load_dataset(data_dir)

@@ -9,10 +9,13 @@ stabilisers: symlog inputs, 1% unimix on every categorical, KL balancing (dynami
 Not here: two-hot reward regression.
 
 Two kinds of input (`inputs`):
-- `state`: an MLP embeds the symlog of the normalised state vector; the decoder rebuilds the whole
-  state from [h, z]. With `decode_delta` it predicts the change from the last observation instead
-  (normalised by the data's spread of changes) and imagination adds each decoded change to the last
-  state it predicted: more precise one step ahead, but errors then add up over long rollouts.
+- `state`: an MLP embeds the symlog of the normalised state vector. The decoder predicts the change
+  from the last observed or imagined state (`decode_delta`, normalised by the data's spread of
+  changes; off: it rebuilds the whole state from [h, z]), and the recurrence also reads that state
+  (`feed_obs`): through the quantised z alone the exact state never reaches the dynamics, and a
+  one-step prediction needs it. Besides the DreamerV3 losses it trains on its own open-loop
+  imagination (`imagine_weight`): from each window's first state the prior imagines the rest of the
+  window (modes, straight-through) and the decoded states are scored against the truth.
 - `frames` (pixels only): DreamerV3's convolutional encoder and decoder (`frames.py`, flat latents)
   on each frame, `context` frames observed (4 by default); the decoder reconstructs every frame from
   [h_t, z_t], and with `frame_residual` an imagined frame is the last real frame plus the decoded change
@@ -55,9 +58,16 @@ class RSSMConfig:
     unimix: float = 0.01
     reward_weight: float = 1.0
     continue_weight: float = 1.0
-    decode_delta: bool = False
-    """decode the change from the last observation (state inputs), not the whole state (off by default:
-    on the demo data it helps at k <= 10 and hurts at k >= 25)"""
+    decode_delta: bool = True
+    """decode the change from the last observed or imagined state (state inputs), not the whole state"""
+    feed_obs: bool = True
+    """state inputs: the recurrence also reads the last observed or imagined state, so the exact state
+    reaches the dynamics (otherwise it passes only through the quantised z, which loses the precision a
+    one-step prediction needs)"""
+    imagine_weight: float = 1.0
+    """weight of the open-loop loss: from the window's first state, the prior imagines the rest of the
+    window (mode of each categorical, straight-through gradients) and the decoded states are scored
+    against the truth, which is what `rollout` is asked to do (state inputs)"""
     inputs: str = "state"
     """what the model reads: "state" (state vectors) or "frames" (pixels only)"""
     channels: int = 16
@@ -73,7 +83,7 @@ class RSSMConfig:
         check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len",
                                                          "channels", "context"),
                      nonnegative=("free_bits", "dyn_scale", "rep_scale", "reward_weight", "continue_weight",
-                                  "moving_weight"))
+                                  "moving_weight", "imagine_weight"))
         if not (0 <= self.unimix < 1):
             raise WmkitError(f"rssm config: unimix={self.unimix!r} must be in [0, 1)")
         if self.inputs not in ("state", "frames"):
@@ -133,7 +143,8 @@ class RSSMModel(WorldModel):
         else:
             self.encoder = _mlp(D, c.hidden, c.hidden)
             self.decoder = _mlp(c.deter + Z, c.hidden, D)
-        self.img_in = nn.Sequential(nn.Linear(Z + A, c.hidden), nn.LayerNorm(c.hidden), nn.SiLU())
+        self.img_in = nn.Sequential(nn.Linear(Z + A + (D if self._feeds else 0), c.hidden), nn.LayerNorm(c.hidden),
+                                    nn.SiLU())
         self.gru = nn.GRUCell(c.hidden, c.deter)
         self.prior_net = _mlp(c.deter, c.hidden, Z, layers=1)
         self.post_net = _mlp(c.deter + c.hidden, c.hidden, Z, layers=1)
@@ -151,6 +162,10 @@ class RSSMModel(WorldModel):
     @property
     def _deltas(self) -> bool:
         return self.config.decode_delta and not self.pixels
+
+    @property
+    def _feeds(self) -> bool:
+        return self.config.feed_obs and not self.pixels
 
     def set_normalizer(self, stats: dict[str, torch.Tensor]) -> None:
         for name in ("obs", "act", "delta"):
@@ -173,9 +188,10 @@ class RSSMModel(WorldModel):
         p = torch.softmax(logits.reshape(*logits.shape[:-1], c.groups, c.classes), -1)
         return (1 - c.unimix) * p + c.unimix / c.classes
 
-    def _mode(self, logits):
+    def _mode(self, logits, straight_through: bool = False):
         p = self._probs(logits)
-        return F.one_hot(p.argmax(-1), self.config.classes).to(p.dtype).flatten(-2)
+        hard = F.one_hot(p.argmax(-1), self.config.classes).to(p.dtype)
+        return (hard + p - p.detach() if straight_through else hard).flatten(-2)
 
     def _sample(self, logits):
         p = self._probs(logits)
@@ -183,9 +199,12 @@ class RSSMModel(WorldModel):
         hard = F.one_hot(idx, self.config.classes).to(p.dtype)
         return (hard + p - p.detach()).flatten(-2)  # straight-through gradients
 
-    def _img_step(self, h, z, a):
-        a_n = (a - self.act_mean) / self.act_std
-        return self.gru(self.img_in(torch.cat([z, a_n], -1)), h)
+    def _img_step(self, h, z, a, obs=None):
+        """The next h from h, z, the action and (with `feed_obs`) the state they were at."""
+        parts = [z, (a - self.act_mean) / self.act_std]
+        if self._feeds:
+            parts.append(symlog(self._norm_obs(obs)))
+        return self.gru(self.img_in(torch.cat(parts, -1)), h)
 
     def _heads(self, h, z, last_obs):
         """Decoded state vector, reward and continue logit from [h, z]; `last_obs` is the state the
@@ -207,7 +226,7 @@ class RSSMModel(WorldModel):
         h = emb.new_zeros(B, c.deter)
         z = self._mode(self.post_net(torch.cat([h, emb[:, 0]], -1)))
         for t in range(a.shape[1]):  # filter the context: the recurrence carries what it saw
-            h = self._img_step(h, z, a[:, t])
+            h = self._img_step(h, z, a[:, t], None if self.pixels else o[:, t])
             z = self._mode(self.post_net(torch.cat([h, emb[:, t + 1]], -1)))
         if self.pixels:  # the frame shown and the plain decode it was painted from
             dec = self.frame_decoder(torch.cat([h, z], -1))
@@ -218,7 +237,7 @@ class RSSMModel(WorldModel):
         a = self.check_actions(action, ndim=2)
         if a.shape[0] != state.batch_size:
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
-        h = self._img_step(state["h"], state["z"], a)
+        h = self._img_step(state["h"], state["z"], a, None if self.pixels else state["obs"])
         z = self._mode(self.prior_net(h))
         obs, reward, cont = self._heads(h, z, None if self.pixels else state["obs"])
         pred = Prediction(obs=obs, reward=reward, terminated=1 - torch.sigmoid(cont))
@@ -244,7 +263,7 @@ class RSSMModel(WorldModel):
         z = self._sample(post)
         feats_h, feats_z, priors, posts = [h], [z], [], []
         for t in range(L):
-            h = self._img_step(h, z, act[:, t])
+            h = self._img_step(h, z, act[:, t], obs[:, t])  # teacher forced: the true state
             prior = self.prior_net(h)
             post = self.post_net(torch.cat([h, emb[:, t + 1]], -1))
             z = self._sample(post)
@@ -268,6 +287,10 @@ class RSSMModel(WorldModel):
             recon = (self.decoder(feat) - target).pow(2).sum(-1).mean()
         else:
             recon = (self.decoder(feat_all) - self._norm_obs(obs)).pow(2).sum(-1).mean()
+        if not self.pixels and c.imagine_weight:
+            imagined = self._imagine_loss(feats_h[0], feats_z[0], obs, act)
+            metrics["imagined_mse"] = imagined.item()
+            recon = recon + c.imagine_weight * imagined
         reward = self.reward_head(feat)[..., 0]
         rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
         cont_loss = F.binary_cross_entropy_with_logits(self.cont_head(feat)[..., 0], 1 - batch.terminated)
@@ -279,6 +302,17 @@ class RSSMModel(WorldModel):
         metrics.update(recon=recon.item(), reward_mse=rew_loss.item(), continue_bce=cont_loss.item(),
                        kl_dyn=dyn.item(), kl_rep=rep.item())
         return total, metrics
+
+    def _imagine_loss(self, h, z, obs, act):
+        """Mean squared error (normalised, summed over dimensions) of the states imagined open loop from
+        the window's first step, as `rollout` does it, with straight-through gradients through the modes."""
+        cur, err = obs[:, 0], 0.0
+        for t in range(act.shape[1]):
+            h = self._img_step(h, z, act[:, t], cur)
+            z = self._mode(self.prior_net(h), straight_through=True)
+            cur, _, _ = self._heads(h, z, cur)
+            err = err + ((cur - obs[:, t + 1]) / self.obs_std).pow(2).sum(-1).mean()
+        return err / act.shape[1]
 
 
 def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

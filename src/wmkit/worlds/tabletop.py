@@ -3,11 +3,14 @@
 Physics (state, named parts) lives in `assets/tabletop.xml`; this file is the task: observation,
 action, reward, termination, events and the physics parameters a user may change.
 
-Observation (12): pusher x, y | cup position x, y, z | cup heading (yaw, radians) |
-pusher velocity (2) | cup velocity (3) | cup spin (yaw rate). It is MuJoCo's (qpos, qvel) exactly,
-so `state_from_obs` restores the simulator from an observation. The cup slides, spins and, past the
-edge, drops, but stays upright (it has no tipping joints): a free cup rocks on its rim at every push,
-a chatter that no model can predict from 20 Hz observations and that the task does not need.
+Observation (10): pusher x, y | cup position x, y, z | pusher velocity (2) | cup velocity (3).
+It is MuJoCo's (qpos, qvel) exactly,
+so `state_from_obs` restores the simulator from an observation. The cup slides and, past the edge,
+drops, but stays upright (it has no tipping joints): a free cup rocks on its rim at every push, a
+chatter that no model can predict from 20 Hz observations and that the task does not need. For the
+same reason its friction on the table is dry friction on its slides, not at its feet, and the
+pusher's face is slick (with friction, pushes set the cup spinning in bursts no model can predict),
+so the cup never turns: it has no yaw joint.
 Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_strength` newtons.
 The pusher (a flat puck riding just above the table top) hangs on a spring-loaded, damped gantry:
 a constant force holds it at a point (full force: just past the table's edge), so the action sets
@@ -37,21 +40,22 @@ TARGET_XY = np.array([0.12, 0.12])
 DROP_PENALTY = 5.0
 REACH_WEIGHT = 0.2
 SUCCESS_RADIUS = 0.05
+OBS_DIM = 10  # qpos (pusher x, y; cup x, y, z) and qvel
 
 _PHYSICS = PhysicsSpace(
     params=(
         PhysicsParam("cup_mass", 0.2, 0.02, 2.0, "mass of the cup, kg"),
-        PhysicsParam("cup_friction", 0.5, 0.05, 2.0, "sliding friction coefficient of the cup"),
-        PhysicsParam("table_friction", 0.5, 0.05, 2.0, "sliding friction coefficient of the table top"),
+        PhysicsParam("cup_friction", 0.25, 0.05, 2.0, "sliding friction coefficient of the cup"),
+        PhysicsParam("table_friction", 0.25, 0.05, 2.0, "sliding friction coefficient of the table top"),
         PhysicsParam("pusher_strength", 5.0, 1.0, 20.0, "force of the pusher at full action, N"),
         PhysicsParam("gravity", 9.81, 1.0, 20.0, "gravitational acceleration, m/s^2"),
     ),
     splits={
-        "train": ({"cup_mass": (0.15, 0.25), "cup_friction": (0.375, 0.625), "table_friction": (0.375, 0.625),
+        "train": ({"cup_mass": (0.15, 0.25), "cup_friction": (0.19, 0.31), "table_friction": (0.19, 0.31),
                    "pusher_strength": (4.0, 6.0), "gravity": (8.0, 11.0)},),
-        "ood": ({"cup_mass": (0.04, 0.1), "cup_friction": (0.1, 0.25)},
-                {"cup_mass": (0.3, 0.36), "cup_friction": (0.75, 0.9)}),
-        **corner_splits("cup_mass", (0.1, 0.15), (0.3, 0.4), "cup_friction", (0.25, 0.35), (0.7, 0.9)),
+        "ood": ({"cup_mass": (0.04, 0.1), "cup_friction": (0.05, 0.125)},
+                {"cup_mass": (0.3, 0.36), "cup_friction": (0.375, 0.45)}),
+        **corner_splits("cup_mass", (0.1, 0.15), (0.3, 0.4), "cup_friction", (0.125, 0.175), (0.35, 0.45)),
     },
 )
 
@@ -68,7 +72,7 @@ class Tabletop(MujocoWorld):
     annotated_bodies = ("pusher", "cup")
     batch_simulation = True
     push_bodies = ("cup",)
-    push_force = 3.0  # N for one step (0.05 s): a 0.2 kg cup slides a few centimetres (friction holds ~1 N)
+    push_force = 3.0  # N for one step (0.05 s): a 0.2 kg cup slides a few centimetres (friction holds ~0.5 N)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -78,10 +82,10 @@ class Tabletop(MujocoWorld):
         g = lambda name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
         self._geom = {n: g(n) for n in ("cup", "pusher", "table", "floor")}
         self._cup_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "cup")
-        self._table_pairs = [i for i in range(model.npair)  # the cup's feet and body against the table
-                             if mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_PAIR, i).endswith("_table")]
+        dof = lambda joint: model.jnt_dofadr[model.joint(joint).id]  # noqa: E731
+        self._cup_slides = [dof("cup_x"), dof("cup_y")]
         self._table_top = model.body("table").pos[2] + model.geom("table").size[2]
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(12,), dtype=np.float64)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._left_table = False
         self._hit_floor = False
@@ -93,8 +97,10 @@ class Tabletop(MujocoWorld):
         m.body_inertia[cup] = self._nominal["body_inertia"][cup] * v["cup_mass"] / self._nominal["body_mass"][cup]
         m.geom_friction[self._geom["cup"], 0] = v["cup_friction"]
         m.geom_friction[self._geom["table"], 0] = v["table_friction"]
-        # cup-on-table sliding friction is the mean of the two coefficients (MuJoCo would take the max)
-        m.pair_friction[self._table_pairs, :2] = 0.5 * (v["cup_friction"] + v["table_friction"])
+        # the cup's sliding friction on the table: the mean of the two coefficients (MuJoCo would take the
+        # max) times the cup's weight, as dry friction on its slides
+        mu = 0.5 * (v["cup_friction"] + v["table_friction"])
+        m.dof_frictionloss[self._cup_slides] = mu * v["cup_mass"] * v["gravity"]
         m.actuator_gear[:, 0] = v["pusher_strength"]
         m.opt.gravity[:] = (0.0, 0.0, -v["gravity"])
         self._update_constants()  # mass-derived constants (contact softness) follow the new cup mass
@@ -106,7 +112,6 @@ class Tabletop(MujocoWorld):
         pusher_xy = cup_xy + rng.uniform(0.12, 0.2) * np.array([np.cos(angle), np.sin(angle)])
         self.data.qpos[:2] = pusher_xy
         self.data.qpos[2:5] = (*cup_xy, self._table_top + self.model.geom("cup").size[1])
-        self.data.qpos[5] = rng.uniform(-np.pi, np.pi)  # heading: where the handle points
         mujoco.mj_forward(self.model, self.data)
         self._left_table = False
         self._hit_floor = False
@@ -152,8 +157,8 @@ class Tabletop(MujocoWorld):
     def state_from_obs(self, obs):
         obs = np.asarray(obs, dtype=np.float64)
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[:] = obs[:6]
-        self.data.qvel[:] = obs[6:12]
+        self.data.qpos[:] = obs[:5]
+        self.data.qvel[:] = obs[5:OBS_DIM]
         mujoco.mj_forward(self.model, self.data)
         return self.get_state()
 
@@ -164,7 +169,7 @@ class Tabletop(MujocoWorld):
 
 
 def _reward(qpos: np.ndarray, dropped: np.ndarray, target: np.ndarray = TARGET_XY):
-    """(reward, terminated) for positions [..., 6] and whether the cup hit the floor [...]."""
+    """(reward, terminated) for positions [..., 5] and whether the cup hit the floor [...]."""
     dist = np.linalg.norm(qpos[..., 2:4] - target, axis=-1)
     reach = np.linalg.norm(qpos[..., :2] - qpos[..., 2:4], axis=-1)
     return -dist - REACH_WEIGHT * reach - DROP_PENALTY * dropped, dropped
@@ -174,7 +179,7 @@ class TabletopMemory(Tabletop):
     """Tabletop-Memory-v0: which of two spots is the target is shown only in the first steps.
 
     The target is (0.12, 0.12) or its mirror (-0.12, -0.12), drawn at random each episode unless
-    `physics={"target_side": +1 or -1}` fixes it. Observation (13): Tabletop's 12, then a cue equal
+    `physics={"target_side": +1 or -1}` fixes it. Observation (11): Tabletop's 10, then a cue equal
     to the side (+1 or -1) for the first CUE_STEPS observations and 0 from then on. The dynamics do
     not depend on the side, only the reward does: to predict the reward late in an episode a model
     must remember a detail it saw at the start. This is the world of the scorecard's memory probe.
@@ -184,7 +189,7 @@ class TabletopMemory(Tabletop):
     world_id = "Tabletop-Memory-v0"
     default_max_steps = 300
     CUE_STEPS = 4
-    memory_cue = {"param": "target_side", "dim": 12, "steps": CUE_STEPS}
+    memory_cue = {"param": "target_side", "dim": OBS_DIM, "steps": CUE_STEPS}
     episode_params = ("target_side",)  # drawn at each reset unless given, so physics=None does not fix it
     physics_space = PhysicsSpace(
         params=(*_PHYSICS.params,
@@ -195,7 +200,7 @@ class TabletopMemory(Tabletop):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float64)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM + 1,), dtype=np.float64)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed, options=options)
@@ -222,9 +227,10 @@ class TabletopMemory(Tabletop):
     def state_from_obs(self, obs):
         """The cue tells only whether the episode is in its first CUE_STEPS steps: time is set to match."""
         obs = np.asarray(obs, dtype=np.float64)
-        super().state_from_obs(obs[:12])
-        if obs[12] != 0:
-            self.set_physics({**self.physics, "target_side": float(np.sign(obs[12]))})
-        self.data.time = 0.0 if obs[12] != 0 else self.CUE_STEPS * self.dt
+        cue = obs[OBS_DIM]
+        super().state_from_obs(obs[:OBS_DIM])
+        if cue != 0:
+            self.set_physics({**self.physics, "target_side": float(np.sign(cue))})
+        self.data.time = 0.0 if cue != 0 else self.CUE_STEPS * self.dt
         mujoco.mj_forward(self.model, self.data)
         return self.get_state()
