@@ -3,14 +3,13 @@
 Physics (state, named parts) lives in `assets/tabletop.xml`; this file is the task: observation,
 action, reward, termination, events and the physics parameters a user may change.
 
-Observation (10): pusher x, y | cup position x, y, z | pusher velocity (2) | cup velocity (3).
-It is MuJoCo's (qpos, qvel) exactly,
-so `state_from_obs` restores the simulator from an observation. The cup slides and, past the edge,
-drops, but stays upright (it has no tipping joints): a free cup rocks on its rim at every push, a
-chatter that no model can predict from 20 Hz observations and that the task does not need. For the
-same reason its friction on the table is dry friction on its slides, not at its feet, and the
-pusher's face is slick (with friction, pushes set the cup spinning in bursts no model can predict),
-so the cup never turns: it has no yaw joint.
+Observation (10): pusher x, y | cup position x, y, z | pusher velocity (2) | cup velocity (3). It is
+MuJoCo's (qpos, qvel) exactly, so `state_from_obs` restores the simulator from an observation. The cup
+slides and, as soon as its centre passes the edge, drops, but stays upright (it has no tipping
+joints): a free cup rocks on its rim at every push, a chatter that no model can predict from 20 Hz
+observations and that the task does not need. For the same reason its friction on the table is dry
+friction on its slides, not at its contacts, and the pusher's face is slick (with friction, pushes
+set the cup spinning in bursts no model can predict), so the cup never turns: it has no yaw joint.
 Action (2): a force on the pusher in x and y, each in [-1, 1] times `pusher_strength` newtons.
 The pusher (a flat puck riding just above the table top) hangs on a spring-loaded, damped gantry:
 a constant force holds it at a point (full force: just past the table's edge), so the action sets
