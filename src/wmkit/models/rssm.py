@@ -206,13 +206,17 @@ class RSSMModel(WorldModel):
             parts.append(symlog(self._norm_obs(obs)))
         return self.gru(self.img_in(torch.cat(parts, -1)), h)
 
-    def _heads(self, h, z, last_obs):
-        """Decoded state vector, reward and continue logit from [h, z]; `last_obs` is the state the
-        decoded change is added to (state inputs with `decode_delta`)."""
-        feat = torch.cat([h, z], -1)
+    def _decode_state(self, feat, last_obs):
+        """The state vector decoded from [h, z]; `last_obs` is the state the decoded change is added to
+        (state inputs with `decode_delta`)."""
         out = self.decoder(feat)
-        obs = last_obs + out * self.delta_std + self.delta_mean if self._deltas else out * self.obs_std + self.obs_mean
-        return obs, self.reward_head(feat)[..., 0] * self.reward_scale, self.cont_head(feat)[..., 0]
+        return last_obs + out * self.delta_std + self.delta_mean if self._deltas else out * self.obs_std + self.obs_mean
+
+    def _heads(self, h, z, last_obs):
+        """Decoded state vector, reward and continue logit from [h, z]."""
+        feat = torch.cat([h, z], -1)
+        return (self._decode_state(feat, last_obs), self.reward_head(feat)[..., 0] * self.reward_scale,
+                self.cont_head(feat)[..., 0])
 
     # ---- verbs ---------------------------------------------------------------------------------
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
@@ -287,18 +291,18 @@ class RSSMModel(WorldModel):
             recon = (self.decoder(feat) - target).pow(2).sum(-1).mean()
         else:
             recon = (self.decoder(feat_all) - self._norm_obs(obs)).pow(2).sum(-1).mean()
+        imagined = 0.0
         if not self.pixels and c.imagine_weight:
             imagined = self._imagine_loss(feats_h[0], feats_z[0], obs, act)
             metrics["imagined_mse"] = imagined.item()
-            recon = recon + c.imagine_weight * imagined
         reward = self.reward_head(feat)[..., 0]
         rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
         cont_loss = F.binary_cross_entropy_with_logits(self.cont_head(feat)[..., 0], 1 - batch.terminated)
         p_prior, p_post = self._probs(torch.stack(priors, 1)), self._probs(torch.stack(posts, 1))
         dyn = _kl(p_post.detach(), p_prior).clamp_min(c.free_bits).mean()
         rep = _kl(p_post, p_prior.detach()).clamp_min(c.free_bits).mean()
-        total = recon + c.reward_weight * rew_loss + c.continue_weight * cont_loss + c.dyn_scale * dyn + \
-            c.rep_scale * rep
+        total = recon + c.imagine_weight * imagined + c.reward_weight * rew_loss + c.continue_weight * cont_loss + \
+            c.dyn_scale * dyn + c.rep_scale * rep
         metrics.update(recon=recon.item(), reward_mse=rew_loss.item(), continue_bce=cont_loss.item(),
                        kl_dyn=dyn.item(), kl_rep=rep.item())
         return total, metrics
@@ -310,7 +314,7 @@ class RSSMModel(WorldModel):
         for t in range(act.shape[1]):
             h = self._img_step(h, z, act[:, t], cur)
             z = self._mode(self.prior_net(h), straight_through=True)
-            cur, _, _ = self._heads(h, z, cur)
+            cur = self._decode_state(torch.cat([h, z], -1), cur)
             err = err + ((cur - obs[:, t + 1]) / self.obs_std).pow(2).sum(-1).mean()
         return err / act.shape[1]
 

@@ -78,8 +78,7 @@ class Tabletop(MujocoWorld):
         xml = files("wmkit.worlds").joinpath("assets/tabletop.xml").read_text()
         model = mujoco.MjModel.from_xml_string(xml)
         self._init_mujoco(model, mujoco.MjData(model))
-        g = lambda name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)  # noqa: E731
-        self._geom = {n: g(n) for n in ("cup", "pusher", "table", "floor")}
+        self._cup_geom = model.geom("cup").id
         self._cup_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "cup")
         dof = lambda joint: model.jnt_dofadr[model.joint(joint).id]  # noqa: E731
         self._cup_slides = [dof("cup_x"), dof("cup_y")]
@@ -94,8 +93,7 @@ class Tabletop(MujocoWorld):
         m, cup = self.model, self._cup_body
         m.body_mass[cup] = v["cup_mass"]
         m.body_inertia[cup] = self._nominal["body_inertia"][cup] * v["cup_mass"] / self._nominal["body_mass"][cup]
-        m.geom_friction[self._geom["cup"], 0] = v["cup_friction"]
-        m.geom_friction[self._geom["table"], 0] = v["table_friction"]
+        m.geom_friction[self._cup_geom, 0] = v["cup_friction"]  # on the floor (the table's contacts have none)
         # the cup's sliding friction on the table: the mean of the two coefficients (MuJoCo would take the
         # max) times the cup's weight, as dry friction on its slides
         mu = 0.5 * (v["cup_friction"] + v["table_friction"])
