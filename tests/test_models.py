@@ -183,3 +183,35 @@ def test_example_scores_like_the_evaluator(tabletop_run, tabletop_data):
 def test_unknown_config_field_is_named():
     with pytest.raises(WmkitError, match="widht"):
         make_model("ensemble", _spec(), widht=3)
+
+
+def test_tabletop_features_read_the_geometry_exactly():
+    """The ensemble of a Tabletop model reads the world's contact features; they are exact where it matters."""
+    from wmkit.worlds.features import feature_set, resolve_features
+    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS
+
+    world = wmkit.make("Tabletop-v0").unwrapped  # the radii the features use are the simulator's
+    assert world.model.geom("pusher").size[0] == PUSHER_RADIUS and world.model.geom("cup").size[0] == CUP_RADIUS
+    model = make_model("ensemble", _spec(), members=2, hidden=16)
+    assert model.config.features == "tabletop-contact-v1"  # 'auto' resolved to the world's set, and saved so
+    feats = feature_set(model.config.features)
+    obs = torch.zeros(3, 10)
+    obs[:, 4] = 0.47
+    obs[0, 2:4] = torch.tensor([PUSHER_RADIUS + CUP_RADIUS, 0.0])  # just touching, at rest
+    obs[1, 2:4] = torch.tensor([0.25, 0.1])  # cup centre on the edge, pusher 0.27 m away
+    obs[1, 7] = 0.3  # cup moving towards that edge
+    obs[2, :2] = torch.tensor([0.0, -0.2])
+    obs[2, 6] = 0.5  # pusher closing on a resting cup 0.2 m away at 0.5 m/s
+    f = feats(obs)
+    names = feats.names
+    assert f[0, names.index("pusher-cup gap")].abs() < 1e-6
+    assert f[1, names.index("cup to edge x")].abs() < 1e-6 and f[1, names.index("cup speed edgeward x")] == 1.0
+    assert torch.isclose(f[2, names.index("closing speed")], torch.tensor(1.0))
+    assert torch.isclose(f[2, names.index("gap after one step")], f[2, names.index("pusher-cup gap")] - 0.5)
+    # the input layer is wider by the features, other worlds have none, and a set can be switched off
+    assert model.trunk[0].weight.shape[1] == 10 + 2 + feats.dim
+    assert resolve_features("auto", "HalfCheetah-v5") == "none"
+    plain = make_model("ensemble", _spec(), members=2, hidden=16, features="none")
+    assert plain.trunk[0].weight.shape[1] == 12
+    with pytest.raises(WmkitError, match="unknown feature set 'contact-v9'"):
+        make_model("ensemble", _spec(), features="contact-v9")

@@ -1,6 +1,7 @@
 """Training: exact resume after an interruption, logs, checkpoints, and refused mismatches."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ def _weights(run):
 
 
 def test_interrupted_run_resumes_exactly(tabletop_data, tmp_path):
-    cfg = TrainConfig(steps=30, batch_size=32, log_every=10, checkpoint_every=1000)
+    cfg = TrainConfig(steps=30, batch_size=32, log_every=10, checkpoint_every=1000, lr_end=0.1)
     straight = train(tabletop_data, tmp_path / "straight", config=cfg, model_config={"hidden": 32}, progress=False)
     resumed = tmp_path / "resumed"
     train(tabletop_data, resumed, config=cfg, model_config={"hidden": 32}, progress=False, stop_after=13)
@@ -25,6 +26,10 @@ def test_interrupted_run_resumes_exactly(tabletop_data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    # the learning rate fell along the cosine to the last step's value (step 29 of 30), in both runs
+    for run in (straight, resumed):
+        lr = json.loads((run / "trainer" / "trainer.json").read_text())["param_groups"][0]["lr"]
+        assert abs(lr - 1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 29 / 30)))) < 1e-12
 
 
 def test_run_folder_has_checkpoint_and_log(tabletop_run):
@@ -48,6 +53,8 @@ def test_bad_train_config():
         TrainConfig(lr=-1.0)
     with pytest.raises(WmkitError, match="device"):
         TrainConfig(device="tpu")
+    with pytest.raises(WmkitError, match="lr_end=0"):
+        TrainConfig(lr_end=0)
 
 
 def test_untrainable_family(tabletop_data, tmp_path):

@@ -135,6 +135,7 @@ def train(
     minutes: Optional[float] = typer.Option(None, help="wall-clock budget, counted across resumes"),
     batch_size: Optional[int] = typer.Option(None, help="windows per step [default: 256, pixel models 16]"),
     lr: float = typer.Option(1e-3),
+    lr_end: float = typer.Option(1.0, help="final learning rate as a share of --lr (cosine decay); 1 = constant"),
     focus: float = typer.Option(3.0, help="oversample windows where the state changes most; 0 = uniform"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
@@ -156,8 +157,8 @@ def train(
     frames = frames or sets.get("inputs") == "frames"
     overrides = {**preset_config(model, preset, frames=frames), **sets}
     batch_size = batch_size or (16 if frames else 256)
-    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, focus=focus, seed=seed,
-                      device=device)
+    cfg = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, lr_end=lr_end, focus=focus,
+                      seed=seed, device=device)
     run(data, out, model, cfg, model_config=overrides)
     typer.echo(f"model saved in {out / 'model'}; next: wmkit eval {out} --data {data}")
 
@@ -394,8 +395,8 @@ def agent(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
-    episodes: int = typer.Option(600, help="episodes to collect"),
-    steps: int = typer.Option(6000, help="training steps"),
+    episodes: int = typer.Option(1200, help="episodes to collect"),
+    steps: int = typer.Option(14000, help="training steps"),
     minutes: Optional[float] = typer.Option(None, help="training time budget"),
 ):
     """Collect -> train -> eval on Tabletop-v0, and write a report with a plot and a filmstrip."""

@@ -68,7 +68,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         unknown = set(cfg.get("config", {})) - known
         if unknown:
             raise WmkitError(f"{cfg_path}: unknown {family} config fields {sorted(unknown)}")
-        config = config_cls(**cfg.get("config", {}))
+        # a field added after a checkpoint was saved takes the value that reproduces the saved model
+        saved = {**getattr(config_cls, "before_field_existed", {}), **cfg.get("config", {})}
+        config = config_cls(**saved)
     model = cls(spec, config)
     if not w_path.is_file():
         raise WmkitError(f"{path} has no {WEIGHTS_FILE}; the checkpoint is incomplete")

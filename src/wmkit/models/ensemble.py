@@ -18,7 +18,7 @@ uncertainty), and `members` holds each member's own prediction (what a safety fi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ from torch import nn
 
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
+from wmkit.worlds.features import feature_set, resolve_features
 
 
 @dataclass
@@ -45,6 +46,12 @@ class EnsembleConfig:
     input_noise: float = 0.0
     """training only: Gaussian noise added to the state the model steps from, in units of each dimension's
     spread; the target stays the true next state, so the model learns to steer back from small errors"""
+    features: str = "auto"
+    """extra inputs computed from the state by the world's feature set (`wmkit.worlds.features`, PETS's
+    obs_preproc): 'auto' (the world's own where it has one, stored as its name), 'none' or a set's name"""
+
+    # what a checkpoint saved before a field existed was trained with (see models/checkpoint.py)
+    before_field_existed = {"features": "none"}
 
     def __post_init__(self):
         check_fields(self, "ensemble config", positive_ints=("members", "hidden", "layers", "train_horizon"),
@@ -81,9 +88,11 @@ class EnsembleModel(WorldModel):
         config = config or EnsembleConfig()
         spec = spec.with_(latent_dim=spec.obs_dim, decodes=("state",),
                           predicts=("reward", "termination", "uncertainty"), context=1)
+        config = replace(config, features=resolve_features(config.features, spec.world))
         super().__init__(spec, config)
+        self.features = feature_set(config.features)
         D, A, E, H = spec.obs_dim, spec.action_dim, config.members, config.hidden
-        dims = [D + A] + [H] * config.layers
+        dims = [D + A + (self.features.dim if self.features else 0)] + [H] * config.layers
         self.trunk = nn.ModuleList(EnsembleLinear(E, i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.head = EnsembleLinear(E, H, 2 * D + 2)  # delta mean, delta log-std, reward, termination logit
         self.max_logstd = nn.Parameter(torch.full((1, 1, D), 0.5))
@@ -113,6 +122,8 @@ class EnsembleModel(WorldModel):
         """obs [E, N, D], action [E, N, A] -> delta mean/log-std [E, N, D] (normalised), reward, logit [E, N].
         Without `logstd` (imagination needs none) the log-std is None."""
         x = torch.cat([(obs - self.obs_mean) / self.obs_std, (action - self.act_mean) / self.act_std], dim=-1)
+        if self.features is not None:
+            x = torch.cat([x, self.features(obs)], dim=-1)
         for layer in self.trunk:
             x = F.silu(layer(x))
         out = self.head(x)

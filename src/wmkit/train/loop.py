@@ -38,6 +38,9 @@ class TrainConfig:
     batch_size: int = 256
     """windows per gradient step (per ensemble member for the ensemble)"""
     lr: float = 1e-3
+    lr_end: float = 1.0
+    """the learning rate at the end of the budget, as a share of `lr`: below 1 it falls along a cosine from
+    `lr` (over `steps`, or over `minutes` when that ends the run first); 1 keeps it constant"""
     focus: float = 3.0
     """sample each window with weight 1 + focus * (its first step's change / the mean change): contacts and
     falls, rare but where most error lies, come up more often; 0 samples uniformly"""
@@ -61,6 +64,8 @@ class TrainConfig:
             raise WmkitError(f"train config: batch_size={self.batch_size!r} must be positive")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise WmkitError(f"train config: lr={self.lr!r} must be a positive number")
+        if not (0 < self.lr_end <= 1):
+            raise WmkitError(f"train config: lr_end={self.lr_end!r} must be in (0, 1] (a share of lr)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise WmkitError(f"train config: device={self.device!r}; use auto, cpu or cuda")
 
@@ -144,6 +149,9 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
         with bar, stopping:
             model.train()
             while step < cfg.steps and elapsed < budget_s and not stopping.set:
+                if cfg.lr_end < 1:
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.lr * _cosine(max(step / cfg.steps, elapsed / budget_s), cfg.lr_end)
                 batch = train_windows.sample(per_step, generator).to(device)
                 loss, metrics = model.loss(batch)
                 if not math.isfinite(loss.item()):  # before the update: the last checkpoint stays good
@@ -184,6 +192,11 @@ def train(data: str | Path, out: str | Path, family: str = "ensemble", config: T
     # reached only without an exception: a step that failed is never written over a good checkpoint
     _checkpoint(out, model, optimizer, generator, step, elapsed, dataset, fingerprint)
     return out
+
+
+def _cosine(progress: float, end: float) -> float:
+    """Share of the learning rate at `progress` (0 to 1) of the budget: from 1 down to `end` along a cosine."""
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _clock(seconds: float) -> str:

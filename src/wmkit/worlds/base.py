@@ -178,6 +178,7 @@ class MujocoWorld(World):
         self._state_size = mujoco.mj_stateSize(model, self._state_spec)
         self._renderers: dict[int, mujoco.Renderer] = {}
         self._body_ids = {n: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in self.annotated_bodies}
+        self._geom_names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f"geom{g}" for g in range(model.ngeom)]
 
     # -- interventions from outside: a push
     def step_with_push(self, action, body: str, force) -> tuple:
@@ -294,11 +295,8 @@ class MujocoWorld(World):
         for name, i in self._body_ids.items():
             mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, i, vel, 0)
             bodies[name] = {"pos": d.xpos[i].tolist(), "vel": vel[3:].tolist()}
-        contacts = []
-        for c in d.contact[: d.ncon]:
-            g1 = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, c.geom1) or f"geom{c.geom1}"
-            g2 = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, c.geom2) or f"geom{c.geom2}"
-            contacts.append([g1, g2])
+        names = self._geom_names  # the contact array's geom pairs, read at once (its per-contact views are slow)
+        contacts = [[names[g1], names[g2]] for g1, g2 in d.contact.geom[: d.ncon].tolist()]
         return {"bodies": bodies, "contacts": contacts}
 
     # -- rendering: shadows, reflections and multisampling off (about 30x faster on CPU)

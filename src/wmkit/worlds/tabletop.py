@@ -35,6 +35,8 @@ from wmkit.worlds.base import MujocoWorld
 from wmkit.worlds.physics import PhysicsParam, PhysicsSpace, corner_splits
 
 TABLE_HALF = 0.25  # metres, half the side of the square table top
+PUSHER_RADIUS = 0.05  # metres, the pusher's radius in the table's plane (assets/tabletop.xml)
+CUP_RADIUS = 0.045
 TARGET_XY = np.array([0.12, 0.12])
 DROP_PENALTY = 5.0
 REACH_WEIGHT = 0.2

@@ -1,0 +1,83 @@
+"""Features of a world's state that a learned model reads besides the state itself.
+
+A world knows its geometry; a small MLP learns it only roughly. Where a world's next state hangs on a
+threshold of its state (Tabletop: the pusher touches the cup when their centres come within the sum of
+their radii; the cup drops when its centre passes the table's edge), the world names a feature set that
+computes those quantities exactly from the observation: PETS's per-environment `obs_preproc` (sines
+and cosines of angles for its cartpole), in wmkit one named, versioned function per world. A feature is
+a function of the observation only, never of the simulator's hidden state, so a model that reads them
+is still a model of P(s' | s, a).
+
+A checkpoint stores the feature set's name; a set is never changed once released (a new version gets a
+new name), so a saved model always reads what it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from wmkit.errors import WmkitError
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    name: str
+    names: tuple[str, ...]
+    fn: Callable[[torch.Tensor], torch.Tensor]  # obs [..., D] -> features [..., F], each of order 1
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.fn(obs)
+
+
+def _tabletop_contact_v1(obs: torch.Tensor) -> torch.Tensor:
+    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, TABLE_HALF, Tabletop
+
+    pusher, cup = obs[..., 0:2], obs[..., 2:4]
+    v_pusher, v_cup = obs[..., 5:7], obs[..., 7:9]
+    offset = cup - pusher
+    dist = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    normal = offset / dist  # from the pusher's centre towards the cup's
+    gap = dist - (PUSHER_RADIUS + CUP_RADIUS)  # < 0: touching
+    closing = -((v_cup - v_pusher) * normal).sum(-1, keepdim=True)  # > 0: they approach
+    gap_after = gap - closing * Tabletop.dt  # where the gap goes in one step at the current speeds
+    to_edge = TABLE_HALF - cup.abs()  # < 0: the cup's centre is past the edge (x, y)
+    edgeward = torch.sign(cup) * v_cup  # > 0: moving towards the nearer edge in x, y
+    out = torch.cat([gap / 0.05, closing / 0.5, gap_after / 0.05, normal, to_edge / 0.1, edgeward / 0.3], -1)
+    return out.clamp(-5.0, 5.0)
+
+
+_TABLETOP = FeatureSet(
+    "tabletop-contact-v1",
+    ("pusher-cup gap", "closing speed", "gap after one step", "normal x", "normal y",
+     "cup to edge x", "cup to edge y", "cup speed edgeward x", "cup speed edgeward y"),
+    _tabletop_contact_v1,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {_TABLETOP.name: _TABLETOP}
+WORLD_FEATURES: dict[str, str] = {"Tabletop-v0": _TABLETOP.name, "Tabletop-Memory-v0": _TABLETOP.name}
+
+
+def resolve_features(choice: str, world: str) -> str:
+    """The feature set a model of `world` reads: 'auto' (the world's own, or 'none'), 'none' or a set's name."""
+    if choice == "auto":
+        return WORLD_FEATURES.get(world, "none")
+    if choice == "none" or choice in FEATURE_SETS:
+        return choice
+    raise WmkitError(f"unknown feature set {choice!r}; use auto, none or one of: {', '.join(FEATURE_SETS)}")
+
+
+def feature_set(name: str) -> FeatureSet | None:
+    """The set called `name` (None for 'none')."""
+    if name == "none":
+        return None
+    if name not in FEATURE_SETS:
+        raise WmkitError(f"unknown feature set {name!r} (a checkpoint from another wmkit version?); "
+                         f"known: {', '.join(FEATURE_SETS)}")
+    return FEATURE_SETS[name]
