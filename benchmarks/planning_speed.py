@@ -8,7 +8,10 @@ One control step = `iterations` batched rollouts of `samples` action sequences o
 (issue 6's budget: 5 x 350 x 15, to fit HalfCheetah's 50 ms control period). Each planner acts for
 `--steps` control steps from a Tabletop start; the table gives p50/p99 of a step in ms and imagined
 steps per second, for the run's model, for untrained ensembles at the `tiny` and `small` presets (a
-step costs the same trained or not: what size fits the budget), and for the oracle. The oracle row is the same planner over MuJoCo (batched, threaded rollouts): what
+step costs the same trained or not: what size fits the budget), and for the oracle. Each ensemble row
+comes twice: `particles=members` (every candidate imagined by all E members, what the uncertainty
+penalty and the safety filter need) and `particles=one` (each candidate by one member in turn, E times
+less arithmetic). The oracle row is the same planner over MuJoCo (batched, threaded rollouts): what
 planning with the simulator itself would cost. Prints a table and writes
 benchmarks/results/planning_speed.json. Needs the demo model: run `make demo` first.
 """
@@ -78,12 +81,13 @@ def main() -> None:
     oracle.preset = "oracle"
     rows = []
     for runner, steps in ((model, args.steps), *presets, (oracle, args.oracle_steps)):
-        for name in ("cem", "icem", "mppi"):
-            planner = wmkit.make_planner(name, runner, **budget, **extra[name])
+        for name, particles in ((n, p) for n in ("cem", "icem", "mppi")
+                                for p in (("members", "one") if hasattr(runner, "one_member_each") else ("members",))):
+            planner = wmkit.make_planner(name, runner, **budget, **extra[name], particles=particles)
             control_steps(planner, runner, obs, sim, 1)  # warm-up
             ms = np.asarray(control_steps(planner, runner, obs, sim, steps))
             imagined = args.iterations * args.samples * args.horizon  # at most: iCEM's population shrinks
-            rows.append({"planner": name, "model": runner.preset, "steps": steps,
+            rows.append({"planner": name, "particles": particles, "model": runner.preset, "steps": steps,
                          "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
                          "imagined_steps_per_s": round(imagined / (float(np.median(ms)) / 1e3))})
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -92,9 +96,9 @@ def main() -> None:
               "target": "one CEM step (5 x 350 x 15) with the ensemble <= 50 ms", "rows": rows}
     print(f"planning speed: {args.run}, {args.iterations} iterations x {args.samples} samples x horizon "
           f"{args.horizon}, {machine['cpus']} CPUs")
-    print(f"{'planner':>8} {'model':>20} {'steps':>6} {'p50 ms':>9} {'p99 ms':>9} {'imagined steps/s':>17}")
+    print(f"{'planner':>8} {'particles':>9} {'model':>20} {'steps':>6} {'p50 ms':>9} {'p99 ms':>9} {'imagined steps/s':>17}")
     for r in rows:
-        print(f"{r['planner']:>8} {r['model']:>20} {r['steps']:>6} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} "
+        print(f"{r['planner']:>8} {r['particles']:>9} {r['model']:>20} {r['steps']:>6} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} "
               f"{r['imagined_steps_per_s']:>17,}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -259,3 +259,28 @@ def test_a_goal_frame_steers_a_pixel_model_and_bad_goal_frames_are_refused(table
         make_planner("cem", model, Objective(reward=0, goal_frame=np.full((16, 16, 3), 2.0)))
     with pytest.raises(wmkit.WmkitError, match="does not decode frames"):
         make_planner("cem", wmkit.load_model(tabletop_run), Objective(goal_frame=np.zeros((16, 16, 3), np.uint8)))
+
+
+def test_one_particle_per_candidate_scores_with_one_member_each(tabletop_run):
+    """particles='one': candidate i is scored on member i mod E's future alone; refused where it cannot work."""
+    model = wmkit.load_model(tabletop_run)
+    E = model.config.members
+    planner = make_planner("cem", model, **BUDGET, elites=4, particles="one")
+    obs = torch.tensor([[[0.1, 0.0, 0.05, 0.0, 0.47, 0.0, 0.0, 0.0, 0.0, 0.0]]])
+    state = model.observe(obs, torch.zeros(1, 0, 2))
+    actions = torch.rand(6, 8, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        score = planner.imagine(state.repeat(6), actions)
+        for i in range(6):  # the same candidate through member i mod E only, built by hand
+            alone = State(obs=state["obs"][:, i % E:i % E + 1], member=torch.tensor([i % E]))
+            assert torch.isclose(score[i], planner.score(model.rollout(alone, actions[i:i + 1]))[0], atol=1e-5)
+        everyone = make_planner("cem", model, **BUDGET, elites=4).imagine(state.repeat(6), actions)
+    assert not torch.allclose(score, everyone)  # the all-member score averages the members' futures
+    assert planner.plan(state).shape == (2,)
+    oracle = reference_model("oracle", "Tabletop-v0")
+    with pytest.raises(wmkit.WmkitError, match="needs a model with members"):
+        make_planner("mppi", oracle, particles="one")
+    with pytest.raises(wmkit.WmkitError, match="no disagreement"):
+        make_planner("icem", model, Objective(uncertainty_penalty=1.0), particles="one")
+    with pytest.raises(wmkit.WmkitError, match="particles='all'"):
+        make_planner("cem", model, particles="all")

@@ -215,3 +215,40 @@ def test_tabletop_features_read_the_geometry_exactly():
     assert plain.trunk[0].weight.shape[1] == 12
     with pytest.raises(WmkitError, match="unknown feature set 'contact-v9'"):
         make_model("ensemble", _spec(), features="contact-v9")
+
+
+@pytest.mark.parametrize("rows", [7, 10])  # 10: a multiple of the members (the strided path); 7: gathered rows
+def test_one_member_each_follows_that_members_trajectory(tabletop_run, tabletop_data, rows):
+    """Row b of a spread state imagines exactly what member b mod E imagines in the full rollout."""
+    model = load_model(tabletop_run)
+    batch = wmkit.load_dataset(tabletop_data).windows(context=0, horizon=6).take(rows)
+    with torch.no_grad():
+        state = model.observe(batch.obs[:, :1], batch.actions[:, :0])
+        full = model.rollout(state, batch.actions)
+        spread = model.one_member_each(state)
+        one = model.rollout(spread, batch.actions)
+        stepped, _ = model.step(spread, batch.actions[:, 0])
+        shuffled = State(obs=spread["obs"].flip(0), member=spread["member"].flip(0))  # any assignment of members
+        back = model.rollout(shuffled, batch.actions.flip(0))
+    E = model.config.members
+    idx = torch.arange(rows)
+    assert spread["obs"].shape == (rows, 1, 10) and torch.equal(spread["member"], idx % E)
+    assert torch.allclose(one.obs, full.members[idx, :, idx % E], atol=1e-6)
+    assert torch.allclose(back.obs.flip(0), one.obs, atol=1e-6)
+    assert torch.allclose(stepped["obs"][:, 0], full.members[idx, 0, idx % E], atol=1e-6)
+    assert torch.equal(one.obs_std, torch.zeros_like(one.obs_std))  # one trajectory per row: no disagreement
+    assert torch.allclose(full.obs_std, full.members.std(2, unbiased=False), atol=1e-6)
+    assert one.reward.shape == full.reward.shape and one.terminated.shape == full.terminated.shape
+
+
+def test_checkpoint_from_before_a_field_loads_as_trained(tmp_path):
+    """A checkpoint whose config predates `features` loads with features='none', as it was trained."""
+    from wmkit.models.checkpoint import save_model
+
+    model = make_model("ensemble", _spec(), members=2, hidden=16, features="none")
+    save_model(model, tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    del cfg["config"]["features"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded = load_model(tmp_path)
+    assert loaded.config.features == "none" and loaded.trunk[0].weight.shape == model.trunk[0].weight.shape

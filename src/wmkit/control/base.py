@@ -85,6 +85,17 @@ class Planner(ABC):
             raise WmkitError(f"the {self.name} planner searches {self.action_kind} actions, but the {model.spec.world} "
                              f"model's actions are {kind}; use {instead}")
         self.objective = objective or Objective()
+        self.particles = getattr(config, "particles", "members")
+        if self.particles not in ("members", "one"):
+            raise WmkitError(f"particles={self.particles!r}; use 'members' or 'one'")
+        if self.particles == "one":
+            if not hasattr(model, "one_member_each"):
+                raise WmkitError(f"particles='one' needs a model with members (ensemble); the {model.family!r} model "
+                                 f"imagines each candidate once already: use particles='members'")
+            if safety is not None or self.objective.uncertainty_penalty > 0:
+                raise WmkitError("particles='one' imagines each candidate with one member, so there is no "
+                                 "disagreement for a safety filter or an uncertainty penalty to read; use "
+                                 "particles='members'")
         self.safety = safety  # a SafetyFilter: sequences whose futures reach its event too often are rejected
         if safety is not None and safety.model is not model:
             raise WmkitError("the safety filter must imagine with the planner's own model")
@@ -162,6 +173,8 @@ class Planner(ABC):
     def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:
         """Scores [N] of action sequences [N, H, A] from `starts` (the state repeated N times), less the
         safety filter's rejections."""
+        if self.particles == "one":
+            starts = self.model.one_member_each(starts)
         pred = self.model.rollout(starts, actions)
         score = self.score(pred)
         return score if self.safety is None else score - self.safety.penalty(pred)

@@ -29,6 +29,9 @@ class CEMConfig:
     init_std: float = 0.5
     """starting spread, as a fraction of each action's half-range"""
     min_std: float = 0.05
+    particles: str = "members"
+    """'members': every candidate imagined by each ensemble member; 'one': by one member in turn (E times
+    less compute, no disagreement: no uncertainty penalty or safety filter)"""
     seed: int = 0
 
     def __post_init__(self):
@@ -67,6 +70,9 @@ class DiscreteCEMConfig:
     """each refit keeps this share of the previous distribution (Rubinstein's smoothed CEM)"""
     min_prob: float = 0.02
     """floor on every choice's probability at every step, so no choice is ruled out for good"""
+    particles: str = "members"
+    """'members': every candidate imagined by each ensemble member; 'one': by one member in turn (E times
+    less compute, no disagreement: no uncertainty penalty or safety filter)"""
     seed: int = 0
 
     def __post_init__(self):

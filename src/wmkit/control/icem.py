@@ -35,6 +35,9 @@ class ICEMConfig:
     init_std: float = 0.5
     """starting spread, as a fraction of each action's half-range"""
     min_std: float = 0.05
+    particles: str = "members"
+    """'members': every candidate imagined by each ensemble member; 'one': by one member in turn (E times
+    less compute, no disagreement: no uncertainty penalty or safety filter)"""
     seed: int = 0
 
     def __post_init__(self):

@@ -28,6 +28,9 @@ class MPPIConfig:
     """softness of the weighting, in units of the candidates' score spread (smaller: greedier)"""
     noise_std: float = 0.5
     """spread of the perturbations, as a fraction of each action's half-range"""
+    particles: str = "members"
+    """'members': every candidate imagined by each ensemble member; 'one': by one member in turn (E times
+    less compute, no disagreement: no uncertainty penalty or safety filter)"""
     seed: int = 0
 
     def __post_init__(self):
