@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from wmkit.demo import DemoConfig  # a dataclass of defaults (stdlib only): `wmkit demo` and run_demo share them
 from wmkit.errors import WmkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -395,12 +396,12 @@ def agent(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
-    episodes: int = typer.Option(1200, help="episodes to collect"),
-    steps: int = typer.Option(14000, help="training steps"),
+    episodes: int = typer.Option(DemoConfig.episodes, help="episodes to collect"),
+    steps: int = typer.Option(DemoConfig.steps, help="training steps"),
     minutes: Optional[float] = typer.Option(None, help="training time budget"),
 ):
     """Collect -> train -> eval on Tabletop-v0, and write a report with a plot and a filmstrip."""
-    from wmkit.demo import DemoConfig, run_demo
+    from wmkit.demo import run_demo
 
     res = run_demo(DemoConfig(out=out, episodes=episodes, steps=steps, minutes=minutes))
     typer.echo("")
