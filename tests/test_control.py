@@ -284,3 +284,44 @@ def test_one_particle_per_candidate_scores_with_one_member_each(tabletop_run):
         make_planner("icem", model, Objective(uncertainty_penalty=1.0), particles="one")
     with pytest.raises(wmkit.WmkitError, match="particles='all'"):
         make_planner("cem", model, particles="all")
+
+
+class _LineModel(WorldModel):
+    """A planted model: a point on a line moves by 0.1 x the action, every reward is 0 and nothing ends,
+    so only a terminal value can tell plans apart."""
+
+    family = "line"
+
+    def __init__(self):
+        super().__init__(ModelSpec(world="line", obs_dim=1, action_dim=1, dt=0.1, latent_dim=1, action_low=(-1,),
+                                   action_high=(1,), decodes=("state",), predicts=("reward", "termination")))
+
+    def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None):
+        return State(x=self.check_context(obs, actions)[0][:, -1])
+
+    def step(self, state, action):
+        x = state["x"] + 0.1 * self.check_actions(action, ndim=2)
+        return State(x=x), Prediction(obs=x, reward=torch.zeros(len(x)), terminated=torch.zeros(len(x)))
+
+
+def test_a_terminal_value_scores_where_plans_end_and_bad_values_are_refused():
+    model = _LineModel()
+    start = model.observe(torch.zeros(1, 1, 1), torch.zeros(1, 0, 1))
+    for sign in (1.0, -1.0):  # the value prefers ending right, then left: the plan follows it
+        objective = Objective(terminal_value=lambda obs, s=sign: s * obs[:, 0], value_discount=0.9)
+        planner = make_planner("cem", model, objective, horizon=4, samples=64, iterations=3, seed=0)
+        assert sign * planner.plan(start).item() > 0.5
+        actions = torch.rand(5, 4, 1, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        pred = model.rollout(start.repeat(5), actions)
+        expected = 0.9 ** 4 * sign * (0.1 * actions.sum((1, 2)))  # discounted value of the last position
+        assert torch.allclose(planner.score(pred), expected, atol=1e-6)
+    with pytest.raises(wmkit.WmkitError, match="terminal_value=3 must be a function"):
+        Objective(terminal_value=3)
+    with pytest.raises(wmkit.WmkitError, match=r"value_discount=1.5 must be in \(0, 1\]"):
+        Objective(terminal_value=lambda o: o[:, 0], value_discount=1.5)
+    wrong = make_planner("cem", model, Objective(terminal_value=lambda o: o), horizon=4, samples=8, iterations=1)
+    with pytest.raises(wmkit.WmkitError, match=r"returned shape \(8, 1\) for 8 observations"):
+        wrong.plan(start)
+    with pytest.raises(wmkit.WmkitError, match="does not decode them"):
+        make_planner("cem", _DotModel(), Objective(reward=0, goal_frame=np.zeros((16, 16, 3), np.uint8),
+                                                    terminal_value=lambda o: o[:, 0]))

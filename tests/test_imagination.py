@@ -65,6 +65,14 @@ def test_an_actor_trained_only_in_imagination_swings_the_real_pendulum(pendulum)
     rng = np.random.default_rng(0)
     random = _real_return("Pendulum-v1", lambda obs: rng.uniform(-2, 2, size=1), seeds)
     assert trained > random + 600, (trained, random)  # measured about -195 vs -1,200
+    # the critic as a planner's terminal value: the upright pendulum at rest is worth more than the hanging one
+    value = learner.terminal_value()
+    upright, hanging = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[-1.0, 0.0, 0.0]])
+    assert value(upright).item() > value(hanging).item() + 50, (value(upright), value(hanging))
+    assert torch.allclose(value(hanging), symexp(learner.value(hanging)).detach())
+    before = value(hanging).clone()
+    learner.train(data, 20)
+    assert not torch.allclose(value(hanging), before)  # it reads the critic as it is now
 
 
 def test_reinforce_is_used_where_the_model_passes_no_gradient(pendulum):
@@ -107,3 +115,13 @@ def test_wmkit_agent_policy_on_the_command_line(tmp_path):
     bad = subprocess.run([*cmd[:-1], str(tmp_path / "other"), "--safety", "cup_leaves_table", "--world", "Tabletop-v0"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not planner='policy'" in bad.stderr, bad.stderr
+    bad = subprocess.run([*cmd[:-1], str(tmp_path / "other"), "--terminal-value"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "already acts with the actor-critic" in bad.stderr, bad.stderr
+    assert not (tmp_path / "other").exists()
+    planned = [*cmd[:-1], str(tmp_path / "valued"), "--planner", "cem", "--terminal-value", "--samples", "16"]
+    done = subprocess.run(planned, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "valued" / "config.json").read_text())["terminal_value"] is True
+    assert [json.loads(line)["acted"] for line in (tmp_path / "valued" / "log.jsonl").read_text().splitlines()] == [
+        "random", "cem"]

@@ -378,7 +378,10 @@ def agent(
     max_episode_steps: Optional[int] = typer.Option(None, help="cap on an episode's length"),
     safety: Optional[str] = typer.Option(None, help="an unsafe event plans must avoid (e.g. cup_leaves_table)"),
     max_risk: float = typer.Option(0.1, help="largest share of imagined futures that may reach the unsafe event"),
-    imagination_updates: int = typer.Option(500, help="--planner policy: actor-critic updates in each new model"),
+    imagination_updates: int = typer.Option(500, help="--planner policy or --terminal-value: actor-critic updates "
+                                                      "in each new model"),
+    terminal_value: bool = typer.Option(False, help="the planner adds a critic's value (learned in imagination) "
+                                                    "of where each plan ends"),
     seed: int = typer.Option(0),
 ):
     """The Dyna loop: act with a planner over a learned model, grow the data, retrain, repeat (log.jsonl)."""
@@ -388,7 +391,7 @@ def agent(
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
-                      imagination_updates=imagination_updates, seed=seed)
+                      imagination_updates=imagination_updates, terminal_value=terminal_value, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
     typer.echo(f"log: {out / 'log.jsonl'} ({len(rows)} episodes, {rows[-1]['env_steps']} environment steps)")
 

@@ -16,6 +16,13 @@ predicted chance that the episode is still running at that step:
 - `uncertainty`: minus `uncertainty_penalty` x the model's mean predicted spread (its `obs_std`,
   ensemble disagreement), so plans stay where the model knows the world.
 
+A `terminal_value` (a function of predicted observations [N, D] -> [N], e.g. a critic learned in
+imagination: `ImaginedActorCritic.terminal_value()`) adds what lies beyond the horizon: its value of
+the last imagined observation, discounted by `value_discount` ** H and weighted by the chance the
+episode is still running after the last step (TD-MPC's and LOOP's MPC with a learned value). Without
+it a planner is blind past H steps (InvertedPendulum's cart drifts into the end of its rail, 0.6 s
+ahead at H = 15, too late to stop).
+
 A planner given a `SafetyFilter` (control/safety.py) rejects the sequences whose imagined futures
 reach the filter's unsafe event too often.
 """
@@ -45,8 +52,16 @@ class Objective:
     goal_frame_scale: float = 0.1
     """the mean absolute pixel difference (in [0, 1] units) that counts as 1"""
     uncertainty_penalty: float = 0.0
+    terminal_value: object | None = None
+    """a function of observations [N, D] -> values [N] (in reward units) scored at the horizon's end"""
+    value_discount: float = 0.99
 
     def __post_init__(self):
+        if self.terminal_value is not None and not callable(self.terminal_value):
+            raise WmkitError(f"objective: terminal_value={self.terminal_value!r} must be a function of observations "
+                             f"[N, D] returning values [N] (e.g. ImaginedActorCritic.terminal_value())")
+        if not (0 < self.value_discount <= 1):
+            raise WmkitError(f"objective: value_discount={self.value_discount!r} must be in (0, 1]")
         if not (self.reward >= 0 and self.uncertainty_penalty >= 0):
             raise WmkitError(f"objective: reward={self.reward!r} and uncertainty_penalty="
                              f"{self.uncertainty_penalty!r} must be numbers >= 0")
@@ -104,6 +119,9 @@ class Planner(ABC):
             raise WmkitError(f"the {model.family!r} model predicts no reward, so it cannot score plans; "
                              f"train a family with a reward head (e.g. ensemble), or plan toward a goal= "
                              f"with reward=0")
+        if o.terminal_value is not None and "state" not in spec.decodes:
+            raise WmkitError(f"a terminal value reads predicted state vectors; the {model.family!r} model does not "
+                             f"decode them")
         if o.uncertainty_penalty > 0 and "uncertainty" not in spec.predicts:
             raise WmkitError(f"the {model.family!r} model predicts no uncertainty; set uncertainty_penalty=0")
         dev = model.device
@@ -168,6 +186,14 @@ class Planner(ABC):
             total = total - (gap * alive).sum(1)
         if o.uncertainty_penalty > 0:
             total = total - o.uncertainty_penalty * (pred.obs_std.mean(-1) * alive).sum(1)
+        if o.terminal_value is not None:
+            last = pred.obs[:, -1]
+            after = alive[:, -1] * (1 - pred.terminated[:, -1].clamp(0, 1)) if pred.terminated is not None else 1.0
+            value = o.terminal_value(last)
+            if not isinstance(value, torch.Tensor) or value.shape != total.shape:
+                raise WmkitError(f"terminal_value returned shape {tuple(getattr(value, 'shape', ()))} for {last.shape[0]} "
+                                 f"observations; it must return one value per observation")
+            total = total + o.value_discount ** alive.shape[1] * after * value
         return total
 
     def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,9 @@ planner from plans whose imagined futures reach it.
 With `planner="policy"` no planner runs: after each retrain an actor-critic (control/imagination.py)
 goes on learning inside the new model for `imagination_updates` updates, from moments of the data so
 far, and the actor (sampling, so it explores) acts for the next episode; the actor and critic carry
-over from model to model, as in Dreamer.
+over from model to model, as in Dreamer. With `terminal_value=True` a planner acts and the same
+actor-critic learns alongside it: its critic scores where each plan ends (MPC with a learned value,
+as in TD-MPC and LOOP), so the planner sees past its horizon.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ class AgentConfig:
     """an unsafe event of the world (e.g. cup_leaves_table) that plans must avoid"""
     max_risk: float = 0.1
     imagination_updates: int = 500
-    """planner="policy": actor-critic updates inside each new model"""
+    """planner="policy" or terminal_value: actor-critic updates inside each new model"""
+    terminal_value: bool = False
+    """a planner adds the value, learned in imagination, of where each plan ends"""
     seed: int = 0
 
     def __post_init__(self):
@@ -71,11 +75,14 @@ class AgentConfig:
         if self.planner == "policy" and self.safety is not None:
             raise WmkitError("agent config: the safety filter screens planned action sequences; use a planner "
                              "(cem, icem, mppi) with safety=, not planner='policy'")
+        if self.planner == "policy" and self.terminal_value:
+            raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
+                             "planner='policy' already acts with the actor-critic")
 
 
 def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
     """Run the loop; returns the log rows (also in OUT/log.jsonl)."""
-    from wmkit.control import SafetyFilter, make_planner
+    from wmkit.control import Objective, SafetyFilter, make_planner
     from wmkit.control.imagination import ImaginationConfig, ImaginedActorCritic
     from wmkit.data import load_dataset
     from wmkit.data.collect import collect
@@ -123,15 +130,17 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
             train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
                   model_config=model_config, progress=False)
             model = load_model(run)
-            if cfg.planner == "policy":
+            if cfg.planner == "policy" or cfg.terminal_value:
                 if learner is None:
                     learner = ImaginedActorCritic(model, ImaginationConfig(horizon=cfg.horizon, seed=cfg.seed))
                 learner.set_model(model)
                 learner.train(load_dataset(data, val_fraction=0.0), cfg.imagination_updates)
+            if cfg.planner == "policy":
                 policy = learner.policy(explore=True)
             else:
                 safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
-                policy = PlannerPolicy(make_planner(cfg.planner, model, safety=safety, horizon=cfg.horizon,
+                objective = Objective(terminal_value=learner.terminal_value()) if cfg.terminal_value else None
+                policy = PlannerPolicy(make_planner(cfg.planner, model, objective, safety=safety, horizon=cfg.horizon,
                                                     samples=cfg.samples, iterations=cfg.iterations,
                                                     seed=cfg.seed + episode))
             trained_at = env_steps

@@ -181,6 +181,16 @@ class ImaginedActorCritic:
         net = self.slow_critic if slow else self.critic
         return net((obs - self.actor.obs_mean) / self.actor.obs_std)[..., 0]
 
+    def terminal_value(self):
+        """The critic as a planner's terminal value: observations [N, D] -> expected discounted return [N]
+        (in reward units) of the actor from there. Read at call time, so it follows later updates."""
+
+        def value(obs: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return symexp(self.value(obs))
+
+        return value
+
     def _resolve_gradient(self, state, obs) -> str:
         if self.gradient != "auto":
             return self.gradient
