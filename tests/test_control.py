@@ -200,6 +200,18 @@ def test_the_dyna_agent_learns_pendulum_from_a_few_hundred_steps(tmp_path):
     assert logged == rows
 
 
+def test_the_agent_can_start_from_coloured_noise(tmp_path):
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    rows = run_agent(AgentConfig(world="Tabletop-v0", steps=500, seed_episodes=2, seed_policy="noise", train_steps=20,
+                                 horizon=3, samples=8, iterations=1), tmp_path / "a", say=lambda *_: None)
+    assert [r["acted"] for r in rows] == ["noise", "noise", "cem"]
+    episodes = wmkit.load_dataset(tmp_path / "a" / "data", val_fraction=0.0).episodes
+    for ep in episodes[:2]:  # coloured noise: each action close to the one before (uniform random: about 0)
+        a = np.asarray(ep.actions)
+        assert np.corrcoef(a[:-1, 0], a[1:, 0])[0, 1] > 0.5
+
+
 def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
     import subprocess
     import sys
@@ -210,6 +222,7 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "episode   2" in done.stdout and "300 environment steps" in done.stdout
     for args, needle in [(["--world", "Nowhere-v0"], "unknown world"), (["--planner", "ilqr"], "planner='ilqr'"),
+                         (["--seed-policy", "zigzag"], "seed_policy='zigzag'"),
                          (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
                          (["--out", str(tmp_path / "cli")], "not empty")]:
         out = tmp_path / "fresh" if "--out" not in args else None

@@ -368,7 +368,8 @@ def agent(
     steps: int = typer.Option(3000, help="environment steps in all, the random episodes included"),
     planner: str = typer.Option("cem", help="cem, icem, mppi, or policy (an actor-critic trained in imagination)"),
     out: Path = typer.Option(Path("runs/agent"), help="folder for the data, the model and log.jsonl"),
-    seed_episodes: int = typer.Option(1, help="episodes of random actions before the first model"),
+    seed_episodes: int = typer.Option(1, help="episodes of the seed policy before the first model"),
+    seed_policy: str = typer.Option("random", help="what acts in the seed episodes: random or noise (coloured)"),
     train_steps: int = typer.Option(1000, help="training steps of each retrain"),
     retrain_every: int = typer.Option(200, help="retrain after this many new environment steps"),
     preset: str = typer.Option("tiny", help="ensemble size: tiny, small or base"),
@@ -387,7 +388,8 @@ def agent(
     """The Dyna loop: act with a planner over a learned model, grow the data, retrain, repeat (log.jsonl)."""
     from wmkit.control.dyna import AgentConfig, run_agent
 
-    cfg = AgentConfig(world=world, steps=steps, planner=planner, seed_episodes=seed_episodes, train_steps=train_steps,
+    cfg = AgentConfig(world=world, steps=steps, planner=planner, seed_episodes=seed_episodes, seed_policy=seed_policy,
+                      train_steps=train_steps,
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,

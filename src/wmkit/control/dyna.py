@@ -3,7 +3,7 @@ retrain the model, repeat (Sutton's Dyna; PETS's and MBPO's outer loop).
 
     run_agent(AgentConfig(world="Pendulum-v1", steps=3000, planner="cem"), out="runs/agent")
 
-First `seed_episodes` episodes of random actions; then the model (an ensemble, `model_preset`) is
+First `seed_episodes` episodes of the `seed_policy` (random actions, or coloured noise); then the model (an ensemble, `model_preset`) is
 trained afresh on everything collected so far and a planner acts with it for one episode in the true
 world, that episode joining the dataset; the model is retrained whenever `retrain_every` new steps
 have come in (every episode where episodes are that long). Every episode is logged to
@@ -42,7 +42,10 @@ class AgentConfig:
     planner: str = "cem"
     """cem, icem, mppi (cem-discrete on discrete actions), or policy: an actor-critic trained in imagination"""
     seed_episodes: int = 1
-    """episodes of random actions before the first model"""
+    """episodes of the seed policy before the first model"""
+    seed_policy: str = "random"
+    """what acts in the seed episodes: random (independent uniform actions) or noise (coloured noise, which
+    meets Tabletop's cup: logged exploration for the model to start from)"""
     train_steps: int = 1000
     """training steps of each retrain (a fresh model on all the data so far)"""
     retrain_every: int = 200
@@ -68,7 +71,10 @@ class AgentConfig:
                                                           "horizon", "samples", "iterations",
                                                           "imagination_updates"))
         from wmkit.control import PLANNERS
+        from wmkit.data.policies import POLICIES
 
+        if self.seed_policy not in POLICIES:
+            raise WmkitError(f"agent config: seed_policy={self.seed_policy!r}; choose one of {', '.join(POLICIES)}")
         if self.planner not in (*PLANNERS, "policy"):
             raise WmkitError(f"agent config: planner={self.planner!r}; choose one of {', '.join(PLANNERS)} or "
                              f"policy (an actor-critic trained in imagination)")
@@ -121,7 +127,7 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
         episode += 1
 
     for _ in range(cfg.seed_episodes):
-        act("random", "random")
+        act(cfg.seed_policy, cfg.seed_policy)
     trained_at, policy, learner = None, None, None
     while env_steps < cfg.steps:
         if trained_at is None or env_steps - trained_at >= cfg.retrain_every:
