@@ -3,7 +3,7 @@ side by side in one run, return against environment steps.
 
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
-        [--max-episode-steps N] [--preset tiny] [--terminal-value]
+        [--max-episode-steps N] [--preset tiny] [--terminal-value] [--known-task]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -14,6 +14,8 @@ wmkit's budget, and SAC at its own budget; the issue's target is wmkit at 5k ste
 return at 50k. `--oracle-episodes N` adds the same planner over the true simulator (the planning
 gap: learned-model return relative to the simulator's, both over random); `--terminal-value` has the
 planner add a critic learned in imagination at the end of each plan (AgentConfig.terminal_value);
+`--known-task` has it score plans by the world's own reward function of the observation (Reacher,
+InvertedPendulum: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
 out (e.g. HalfCheetah's planning gap alone, with `--max-episode-steps 200`). Writes
 benchmarks/results/sample_efficiency.json with every curve.
@@ -42,13 +44,14 @@ def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> floa
 
 
 def run_wmkit(world: str, steps: int, seed: int, planner: str, max_steps: int | None = None,
-              preset: str = "tiny", terminal_value: bool = False) -> tuple[list, float]:
+              preset: str = "tiny", terminal_value: bool = False, known_task: bool = False) -> tuple[list, float]:
     from wmkit.control.dyna import AgentConfig, run_agent
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed, max_episode_steps=max_steps,
-                                     model_preset=preset, terminal_value=terminal_value), Path(tmp) / "agent",
+                                     model_preset=preset, terminal_value=terminal_value, known_task=known_task),
+                         Path(tmp) / "agent",
                          say=lambda *_: None)
     return [(r["env_steps"], r["return"]) for r in rows], time.perf_counter() - t0
 
@@ -124,6 +127,7 @@ def main() -> None:
     ap.add_argument("--max-episode-steps", type=int, default=None, help="cap episodes (e.g. 200 for HalfCheetah)")
     ap.add_argument("--preset", default="tiny", help="the agent's ensemble preset")
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
+    ap.add_argument("--known-task", action="store_true", help="plans scored by the world's own reward function")
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -133,7 +137,7 @@ def main() -> None:
         for seed in args.seeds:
             cap = args.max_episode_steps
             wm_curve, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner, cap, args.preset,
-                                       args.terminal_value)
+                                       args.terminal_value, args.known_task)
             sac_curve, sac_s = run_sac(world, args.sac_steps, seed, cap)
             per_seed.append({
                 "seed": seed, "random": random_return(world, 5, seed, cap),
@@ -177,6 +181,7 @@ def write(args, rows: list[dict], complete: bool) -> dict:
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
               "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
+              "known_task": args.known_task,
               "preset": args.preset, "seeds": args.seeds, "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -338,3 +338,34 @@ def test_a_terminal_value_scores_where_plans_end_and_bad_values_are_refused():
     with pytest.raises(wmkit.WmkitError, match="does not decode them"):
         make_planner("cem", _DotModel(), Objective(reward=0, goal_frame=np.zeros((16, 16, 3), np.uint8),
                                                     terminal_value=lambda o: o[:, 0]))
+
+
+def test_a_task_function_scores_each_members_future_instead_of_the_heads(tabletop_run):
+    model = wmkit.load_model(tabletop_run)
+    obs = torch.tensor([[[0.1, 0.0, 0.05, 0.0, 0.47, 0.0, 0.0, 0.0, 0.0, 0.0]]])
+    state = model.observe(obs, torch.zeros(1, 0, 2)).repeat(4)
+    actions = torch.rand(4, 5, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def pusher_x(act, nxt):  # reward: the pusher's x; the episode ends once it passes x = 0.12
+        return nxt[..., 0], (nxt[..., 0] > 0.12).float()
+
+    planner = make_planner("cem", model, Objective(task=pusher_x), **BUDGET, elites=4)
+    with torch.no_grad():
+        pred = model.rollout(state, actions)
+        score = planner.score(pred, actions)
+    members = pred.members[..., 0]  # [N, H, M]: each member's pusher x, scored apart and then averaged
+    ended = (members > 0.12).float().mean(-1)
+    alive = torch.cat([torch.ones(4, 1), torch.cumprod(1 - ended, 1)[:, :-1]], 1)
+    assert torch.allclose(score, (members.mean(-1) * alive).sum(1), atol=1e-5)
+    assert not torch.allclose(score, make_planner("cem", model, **BUDGET, elites=4).score(pred))  # not the heads
+    with pytest.raises(wmkit.WmkitError, match="must return \\(reward, terminated\\)"):
+        make_planner("cem", model, Objective(task=lambda a, o: o[..., 0]), **BUDGET).score(pred, actions)
+    with pytest.raises(wmkit.WmkitError, match="call score\\(pred, actions\\)"):
+        planner.score(pred)
+    with pytest.raises(wmkit.WmkitError, match="task='reach' must be a function"):
+        Objective(task="reach")
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    with pytest.raises(wmkit.WmkitError, match="Pendulum-v1 does not state its reward.*InvertedPendulum-v5, Reacher-v5"):
+        run_agent(AgentConfig(world="Pendulum-v1", known_task=True), tabletop_run.parent / "never")
+    assert not (tabletop_run.parent / "never").exists()

@@ -383,6 +383,8 @@ def agent(
                                                       "in each new model"),
     terminal_value: bool = typer.Option(False, help="the planner adds a critic's value (learned in imagination) "
                                                     "of where each plan ends"),
+    known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
+                                                "(Reacher, InvertedPendulum) instead of the model's"),
     seed: int = typer.Option(0),
 ):
     """The Dyna loop: act with a planner over a learned model, grow the data, retrain, repeat (log.jsonl)."""
@@ -393,7 +395,8 @@ def agent(
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
-                      imagination_updates=imagination_updates, terminal_value=terminal_value, seed=seed)
+                      imagination_updates=imagination_updates, terminal_value=terminal_value, known_task=known_task,
+                      seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
     typer.echo(f"log: {out / 'log.jsonl'} ({len(rows)} episodes, {rows[-1]['env_steps']} environment steps)")
 

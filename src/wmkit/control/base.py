@@ -16,6 +16,12 @@ predicted chance that the episode is still running at that step:
 - `uncertainty`: minus `uncertainty_penalty` x the model's mean predicted spread (its `obs_std`,
   ensemble disagreement), so plans stay where the model knows the world.
 
+A `task` (a function of actions [..., A] and the observations that follow them [..., D] returning
+(reward, terminated), e.g. a world's `known_task`) replaces the model's reward and termination heads:
+each imagined future is scored by the true task function of its predicted observations, per
+ensemble member and averaged (PETS plans with known cost functions, MBPO ends rollouts with known
+termination functions); the model then only has to get the dynamics right.
+
 A `terminal_value` (a function of predicted observations [N, D] -> [N], e.g. a critic learned in
 imagination: `ImaginedActorCritic.terminal_value()`) adds what lies beyond the horizon: its value of
 the last imagined observation, discounted by `value_discount` ** H and weighted by the chance the
@@ -36,6 +42,7 @@ import numpy as np
 import torch
 
 from wmkit.errors import WmkitError
+from wmkit.models.base import Prediction
 
 
 @dataclass
@@ -52,11 +59,17 @@ class Objective:
     goal_frame_scale: float = 0.1
     """the mean absolute pixel difference (in [0, 1] units) that counts as 1"""
     uncertainty_penalty: float = 0.0
+    task: object | None = None
+    """a function (actions [..., A], next observations [..., D]) -> (reward [...], terminated [...]) scoring
+    imagined futures instead of the model's reward and termination heads (e.g. a world's known_task)"""
     terminal_value: object | None = None
     """a function of observations [N, D] -> values [N] (in reward units) scored at the horizon's end"""
     value_discount: float = 0.99
 
     def __post_init__(self):
+        if self.task is not None and not callable(self.task):
+            raise WmkitError(f"objective: task={self.task!r} must be a function (actions, next observations) -> "
+                             f"(reward, terminated), e.g. the world's known_task")
         if self.terminal_value is not None and not callable(self.terminal_value):
             raise WmkitError(f"objective: terminal_value={self.terminal_value!r} must be a function of observations "
                              f"[N, D] returning values [N] (e.g. ImaginedActorCritic.terminal_value())")
@@ -115,7 +128,10 @@ class Planner(ABC):
         if safety is not None and safety.model is not model:
             raise WmkitError("the safety filter must imagine with the planner's own model")
         spec, o = model.spec, self.objective
-        if o.reward > 0 and "reward" not in spec.predicts:
+        if o.task is not None and "state" not in spec.decodes:
+            raise WmkitError(f"a task function reads predicted state vectors; the {model.family!r} model does not "
+                             f"decode them")
+        if o.reward > 0 and o.task is None and "reward" not in spec.predicts:
             raise WmkitError(f"the {model.family!r} model predicts no reward, so it cannot score plans; "
                              f"train a family with a reward head (e.g. ensemble), or plan toward a goal= "
                              f"with reward=0")
@@ -172,9 +188,12 @@ class Planner(ABC):
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
-    def score(self, pred) -> torch.Tensor:
-        """[N]: the objective of each imagined future."""
-        o, alive = self.objective, alive_weights(pred)
+    def score(self, pred, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """[N]: the objective of each imagined future (`actions` [N, H, A]: what led to it, for a `task`)."""
+        o = self.objective
+        if o.task is not None:
+            pred = self._task_scored(pred, actions)
+        alive = alive_weights(pred)
         total = torch.zeros_like(alive[:, 0])
         if o.reward > 0:
             total = total + o.reward * (pred.reward * alive).sum(1)
@@ -196,13 +215,31 @@ class Planner(ABC):
             total = total + o.value_discount ** alive.shape[1] * after * value
         return total
 
+    def _task_scored(self, pred, actions):
+        """`pred` with its reward and termination from the objective's task function, per member and averaged."""
+        if actions is None:
+            raise WmkitError("a task objective scores futures by their actions too: call score(pred, actions)")
+        obs, acts = pred.obs, actions
+        if pred.members is not None:  # [N, H, M, D]: each member's future, scored apart
+            obs, acts = pred.members, actions[:, :, None].expand(-1, -1, pred.members.shape[2], -1)
+        out = self.objective.task(acts, obs)
+        if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
+                and out[0].shape == obs.shape[:-1] and out[1].shape == obs.shape[:-1]):
+            raise WmkitError(f"the task function must return (reward, terminated), two tensors of shape "
+                             f"{tuple(obs.shape[:-1])} for observations of shape {tuple(obs.shape)}")
+        reward, ended = out
+        if pred.members is not None:
+            reward, ended = reward.mean(-1), ended.float().mean(-1)
+        return Prediction(obs=pred.obs, reward=reward, terminated=ended.float(), obs_std=pred.obs_std,
+                          frame=pred.frame, members=pred.members)
+
     def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:
         """Scores [N] of action sequences [N, H, A] from `starts` (the state repeated N times), less the
         safety filter's rejections."""
         if self.particles == "one":
             starts = self.model.one_member_each(starts)
         pred = self.model.rollout(starts, actions)
-        score = self.score(pred)
+        score = self.score(pred, actions)
         return score if self.safety is None else score - self.safety.penalty(pred)
 
     @torch.no_grad()

@@ -64,6 +64,9 @@ class AgentConfig:
     """planner="policy" or terminal_value: actor-critic updates inside each new model"""
     terminal_value: bool = False
     """a planner adds the value, learned in imagination, of where each plan ends"""
+    known_task: bool = False
+    """a planner scores imagined futures by the world's own reward and termination functions of the
+    observation (World.known_task: Reacher, InvertedPendulum) instead of the model's heads (PETS)"""
     seed: int = 0
 
     def __post_init__(self):
@@ -81,6 +84,9 @@ class AgentConfig:
         if self.planner == "policy" and self.safety is not None:
             raise WmkitError("agent config: the safety filter screens planned action sequences; use a planner "
                              "(cem, icem, mppi) with safety=, not planner='policy'")
+        if self.planner == "policy" and self.known_task:
+            raise WmkitError("agent config: known_task scores a planner's imagined futures; planner='policy' "
+                             "learns from the model's predicted rewards")
         if self.planner == "policy" and self.terminal_value:
             raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
                              "planner='policy' already acts with the actor-critic")
@@ -102,6 +108,12 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
         raise WmkitError(f"{out} is not empty; give the agent a new --out folder")
     world_cls, _ = resolve(cfg.world)  # everything checked before anything is written
     events = getattr(world_cls, "state_events", {})
+    if cfg.known_task and world_cls.known_task is None:
+        from wmkit.worlds.registry import REGISTRY
+
+        have = [w for w, e in REGISTRY.items() if getattr(e.load(), "known_task", None) is not None]
+        raise WmkitError(f"{cfg.world} does not state its reward as a function of the observation (known_task); "
+                         f"worlds that do: {', '.join(have)}. Leave known_task off to plan with the model's reward")
     if cfg.safety is not None and cfg.safety not in events:
         raise WmkitError(f"{cfg.world} names no unsafe event {cfg.safety!r}; known: {', '.join(events) or 'none'}")
     model_config = preset_config("ensemble", cfg.model_preset)
@@ -145,7 +157,8 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
                 policy = learner.policy(explore=True)
             else:
                 safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
-                objective = Objective(terminal_value=learner.terminal_value()) if cfg.terminal_value else None
+                objective = Objective(task=world_cls.known_task if cfg.known_task else None,
+                                      terminal_value=learner.terminal_value() if cfg.terminal_value else None)
                 policy = PlannerPolicy(make_planner(cfg.planner, model, objective, safety=safety, horizon=cfg.horizon,
                                                     samples=cfg.samples, iterations=cfg.iterations,
                                                     seed=cfg.seed + episode))

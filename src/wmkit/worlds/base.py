@@ -39,6 +39,11 @@ class World(gym.Env):
     # events that can be read off one observation: name -> obs [..., D] (numpy or torch) -> bool [...];
     # what a safety filter checks in imagined futures
     state_events: dict = {}
+    # where the task is a function of the action and the observation that follows: (action [..., A],
+    # next_obs [..., D], torch) -> (reward [...], terminated [...] as 0/1); what a planner may score
+    # imagined futures by instead of the model's reward and termination heads (PETS's known costs,
+    # MBPO's termination functions). None where the reward needs more than that.
+    known_task = None
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
