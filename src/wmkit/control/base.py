@@ -128,16 +128,15 @@ class Planner(ABC):
         if safety is not None and safety.model is not model:
             raise WmkitError("the safety filter must imagine with the planner's own model")
         spec, o = model.spec, self.objective
-        if o.task is not None and "state" not in spec.decodes:
-            raise WmkitError(f"a task function reads predicted state vectors; the {model.family!r} model does not "
-                             f"decode them")
+        readers = [n for n, f in (("a task function", o.task), ("a terminal value", o.terminal_value)) if f is not None]
+        if readers and "state" not in spec.decodes:
+            verb = "read" if len(readers) > 1 else "reads"
+            raise WmkitError(f"{' and '.join(readers)} {verb} predicted state vectors; the {model.family!r} model "
+                             f"does not decode them")
         if o.reward > 0 and o.task is None and "reward" not in spec.predicts:
             raise WmkitError(f"the {model.family!r} model predicts no reward, so it cannot score plans; "
                              f"train a family with a reward head (e.g. ensemble), or plan toward a goal= "
                              f"with reward=0")
-        if o.terminal_value is not None and "state" not in spec.decodes:
-            raise WmkitError(f"a terminal value reads predicted state vectors; the {model.family!r} model does not "
-                             f"decode them")
         if o.uncertainty_penalty > 0 and "uncertainty" not in spec.predicts:
             raise WmkitError(f"the {model.family!r} model predicts no uncertainty; set uncertainty_penalty=0")
         dev = model.device
@@ -227,10 +226,10 @@ class Planner(ABC):
                 and out[0].shape == obs.shape[:-1] and out[1].shape == obs.shape[:-1]):
             raise WmkitError(f"the task function must return (reward, terminated), two tensors of shape "
                              f"{tuple(obs.shape[:-1])} for observations of shape {tuple(obs.shape)}")
-        reward, ended = out
+        reward, ended = out[0], out[1].float()
         if pred.members is not None:
-            reward, ended = reward.mean(-1), ended.float().mean(-1)
-        return Prediction(obs=pred.obs, reward=reward, terminated=ended.float(), obs_std=pred.obs_std,
+            reward, ended = reward.mean(-1), ended.mean(-1)
+        return Prediction(obs=pred.obs, reward=reward, terminated=ended, obs_std=pred.obs_std,
                           frame=pred.frame, members=pred.members)
 
     def imagine(self, starts, actions: torch.Tensor) -> torch.Tensor:

@@ -3,10 +3,10 @@ retrain the model, repeat (Sutton's Dyna; PETS's and MBPO's outer loop).
 
     run_agent(AgentConfig(world="Pendulum-v1", steps=3000, planner="cem"), out="runs/agent")
 
-First `seed_episodes` episodes of the `seed_policy` (random actions, or coloured noise); then the model (an ensemble, `model_preset`) is
-trained afresh on everything collected so far and a planner acts with it for one episode in the true
-world, that episode joining the dataset; the model is retrained whenever `retrain_every` new steps
-have come in (every episode where episodes are that long). Every episode is logged to
+First `seed_episodes` episodes of the `seed_policy` (random actions, or coloured noise); then the
+model (an ensemble, `model_preset`) is trained afresh on everything collected so far and a planner
+acts with it for one episode in the true world, that episode joining the dataset; the model is
+retrained whenever `retrain_every` new steps have come in (every episode where episodes are that long). Every episode is logged to
 `OUT/log.jsonl` (environment steps so far, return, termination, the world's events, who acted,
 seconds), so return against environment steps is the learning curve. The dataset (`OUT/data`) and the
 last model (`OUT/model`) stay on disk; a `SafetyFilter` on a named event (`safety=`) keeps the
