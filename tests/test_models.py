@@ -193,7 +193,7 @@ def test_tabletop_features_read_the_geometry_exactly():
     world = wmkit.make("Tabletop-v0").unwrapped  # the radii the features use are the simulator's
     assert world.model.geom("pusher").size[0] == PUSHER_RADIUS and world.model.geom("cup").size[0] == CUP_RADIUS
     model = make_model("ensemble", _spec(), members=2, hidden=16)
-    assert model.config.features == "tabletop-contact-v1"  # 'auto' resolved to the world's set, and saved so
+    assert model.config.features == "tabletop-contact-v2"  # 'auto' resolved to the world's set, and saved so
     feats = feature_set(model.config.features)
     obs = torch.zeros(3, 10)
     obs[:, 4] = 0.47
@@ -208,6 +208,26 @@ def test_tabletop_features_read_the_geometry_exactly():
     assert f[1, names.index("cup to edge x")].abs() < 1e-6 and f[1, names.index("cup speed edgeward x")] == 1.0
     assert torch.isclose(f[2, names.index("closing speed")], torch.tensor(1.0))
     assert torch.isclose(f[2, names.index("gap after one step")], f[2, names.index("pusher-cup gap")] - 0.5)
+    # v2's sharp terms, in centimetres: the cup on the edge, 1.5 cm past it after one step at 0.3 m/s; the
+    # pusher 5 mm short of its rail's end, 5 mm past it after one step at 0.2 m/s; far values clipped at 3
+    obs[1, :2] = torch.tensor([-0.295, 0.0])
+    obs[1, 5] = -0.2
+    f = feats(obs)
+    assert f[1, names.index("cup to edge x (cm)")].abs() < 1e-5
+    assert torch.isclose(f[1, names.index("cup to edge after one step x (cm)")], torch.tensor(-1.5))
+    assert torch.isclose(f[1, names.index("pusher to rail end x (cm)")], torch.tensor(0.5), atol=1e-4)
+    assert torch.isclose(f[1, names.index("pusher to rail end after one step x (cm)")], torch.tensor(-0.5), atol=1e-4)
+    assert f[1, names.index("pusher to rail end y (cm)")] == 3.0
+    assert torch.isclose(f[0, names.index("pusher-cup gap (cm)")], torch.tensor(0.0), atol=1e-5)
+    # the sharp terms resolve a millimetre where v1's resolve a tenth as much
+    nudged = obs[1:2].clone()
+    nudged[0, 2] -= 0.001
+    step = feats(nudged)[0] - f[1]
+    assert torch.isclose(step[names.index("cup to edge x (cm)")], torch.tensor(0.1), atol=1e-4)
+    assert torch.isclose(step[names.index("cup to edge x")], torch.tensor(0.01), atol=1e-4)
+    # v1 stays readable, for the checkpoints trained on it
+    old = make_model("ensemble", _spec(), members=2, hidden=16, features="tabletop-contact-v1")
+    assert old.trunk[0].weight.shape[1] == 10 + 2 + 9 and feature_set("tabletop-contact-v1").dim == 9
     # the input layer is wider by the features, other worlds have none, and a set can be switched off
     assert model.trunk[0].weight.shape[1] == 10 + 2 + feats.dim
     assert resolve_features("auto", "HalfCheetah-v5") == "none"

@@ -53,15 +53,40 @@ def _tabletop_contact_v1(obs: torch.Tensor) -> torch.Tensor:
     return out.clamp(-5.0, 5.0)
 
 
-_TABLETOP = FeatureSet(
-    "tabletop-contact-v1",
-    ("pusher-cup gap", "closing speed", "gap after one step", "normal x", "normal y",
-     "cup to edge x", "cup to edge y", "cup speed edgeward x", "cup speed edgeward y"),
-    _tabletop_contact_v1,
-)
+_V1_NAMES = ("pusher-cup gap", "closing speed", "gap after one step", "normal x", "normal y",
+             "cup to edge x", "cup to edge y", "cup speed edgeward x", "cup speed edgeward y")
+SHARP = 0.01  # metres: v2's thresholds in units of 1 cm, so a millimetre is 0.1 of an input
 
-FEATURE_SETS: dict[str, FeatureSet] = {_TABLETOP.name: _TABLETOP}
-WORLD_FEATURES: dict[str, str] = {"Tabletop-v0": _TABLETOP.name, "Tabletop-Memory-v0": _TABLETOP.name}
+
+def _tabletop_contact_v2(obs: torch.Tensor) -> torch.Tensor:
+    """v1, plus each threshold the next state hangs on, scaled in centimetres and clipped to +-3 (sharp
+    near the threshold, flat away from it): where the cup's centre is against the edge now and after one
+    step at its speed, the pusher-cup gap now and after one step, and where the pusher is against the end
+    of its rails now and after one step (at full force its spring would carry it past them)."""
+    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, PUSHER_RANGE, TABLE_HALF, Tabletop
+
+    pusher, cup = obs[..., 0:2], obs[..., 2:4]
+    v_pusher, v_cup = obs[..., 5:7], obs[..., 7:9]
+    offset = cup - pusher
+    dist = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    gap = dist - (PUSHER_RADIUS + CUP_RADIUS)
+    gap_after = gap + ((v_cup - v_pusher) * offset / dist).sum(-1, keepdim=True) * Tabletop.dt
+    to_edge = TABLE_HALF - cup.abs()
+    to_rail = PUSHER_RANGE - pusher.abs()
+    sharp = torch.cat([to_edge, to_edge - torch.sign(cup) * v_cup * Tabletop.dt, gap, gap_after,
+                       to_rail, to_rail - torch.sign(pusher) * v_pusher * Tabletop.dt], -1) / SHARP
+    return torch.cat([_tabletop_contact_v1(obs), sharp.clamp(-3.0, 3.0)], -1)
+
+
+_TABLETOP_V1 = FeatureSet("tabletop-contact-v1", _V1_NAMES, _tabletop_contact_v1)
+_TABLETOP_V2 = FeatureSet("tabletop-contact-v2", _V1_NAMES + tuple(f"{name} (cm)" for name in (
+    "cup to edge x", "cup to edge y", "cup to edge after one step x", "cup to edge after one step y",
+    "pusher-cup gap", "gap after one step", "pusher to rail end x", "pusher to rail end y",
+    "pusher to rail end after one step x", "pusher to rail end after one step y")), _tabletop_contact_v2)
+
+# v1 stays for the checkpoints trained on it; new models of a Tabletop world read v2
+FEATURE_SETS: dict[str, FeatureSet] = {s.name: s for s in (_TABLETOP_V1, _TABLETOP_V2)}
+WORLD_FEATURES: dict[str, str] = {"Tabletop-v0": _TABLETOP_V2.name, "Tabletop-Memory-v0": _TABLETOP_V2.name}
 
 
 def resolve_features(choice: str, world: str) -> str:

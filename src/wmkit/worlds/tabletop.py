@@ -37,6 +37,7 @@ from wmkit.worlds.physics import PhysicsParam, PhysicsSpace, corner_splits
 TABLE_HALF = 0.25  # metres, half the side of the square table top
 PUSHER_RADIUS = 0.05  # metres, the pusher's radius in the table's plane (assets/tabletop.xml)
 CUP_RADIUS = 0.045
+PUSHER_RANGE = 0.3  # metres, the end of each of the pusher's rails (the slides' range in assets/tabletop.xml)
 TARGET_XY = np.array([0.12, 0.12])
 DROP_PENALTY = 5.0
 REACH_WEIGHT = 0.2
