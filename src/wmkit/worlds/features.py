@@ -36,8 +36,9 @@ class FeatureSet:
         return self.fn(obs)
 
 
-def _tabletop_contact_v1(obs: torch.Tensor) -> torch.Tensor:
-    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, TABLE_HALF, Tabletop
+def _tabletop_geometry(obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The distances and speeds Tabletop's thresholds are made of, in metres and m/s; each [..., 1] or [..., 2]."""
+    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, PUSHER_RANGE, TABLE_HALF, Tabletop
 
     pusher, cup = obs[..., 0:2], obs[..., 2:4]
     v_pusher, v_cup = obs[..., 5:7], obs[..., 7:9]
@@ -46,11 +47,23 @@ def _tabletop_contact_v1(obs: torch.Tensor) -> torch.Tensor:
     normal = offset / dist  # from the pusher's centre towards the cup's
     gap = dist - (PUSHER_RADIUS + CUP_RADIUS)  # < 0: touching
     closing = -((v_cup - v_pusher) * normal).sum(-1, keepdim=True)  # > 0: they approach
-    gap_after = gap - closing * Tabletop.dt  # where the gap goes in one step at the current speeds
-    to_edge = TABLE_HALF - cup.abs()  # < 0: the cup's centre is past the edge (x, y)
     edgeward = torch.sign(cup) * v_cup  # > 0: moving towards the nearer edge in x, y
-    out = torch.cat([gap / 0.05, closing / 0.5, gap_after / 0.05, normal, to_edge / 0.1, edgeward / 0.3], -1)
+    to_edge = TABLE_HALF - cup.abs()  # < 0: the cup's centre is past the edge (x, y)
+    to_rail = PUSHER_RANGE - pusher.abs()  # 0: the pusher at the end of its rail (x, y)
+    dt = Tabletop.dt  # "after one step": where each goes in one step at the current speeds
+    return {"gap": gap, "closing": closing, "gap_after": gap - closing * dt, "normal": normal,
+            "to_edge": to_edge, "edgeward": edgeward, "edge_after": to_edge - edgeward * dt,
+            "to_rail": to_rail, "rail_after": to_rail - torch.sign(pusher) * v_pusher * dt}
+
+
+def _v1_terms(g: dict[str, torch.Tensor]) -> torch.Tensor:
+    out = torch.cat([g["gap"] / 0.05, g["closing"] / 0.5, g["gap_after"] / 0.05, g["normal"], g["to_edge"] / 0.1,
+                     g["edgeward"] / 0.3], -1)
     return out.clamp(-5.0, 5.0)
+
+
+def _tabletop_contact_v1(obs: torch.Tensor) -> torch.Tensor:
+    return _v1_terms(_tabletop_geometry(obs))
 
 
 _V1_NAMES = ("pusher-cup gap", "closing speed", "gap after one step", "normal x", "normal y",
@@ -63,19 +76,9 @@ def _tabletop_contact_v2(obs: torch.Tensor) -> torch.Tensor:
     near the threshold, flat away from it): where the cup's centre is against the edge now and after one
     step at its speed, the pusher-cup gap now and after one step, and where the pusher is against the end
     of its rails now and after one step (at full force its spring would carry it past them)."""
-    from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, PUSHER_RANGE, TABLE_HALF, Tabletop
-
-    pusher, cup = obs[..., 0:2], obs[..., 2:4]
-    v_pusher, v_cup = obs[..., 5:7], obs[..., 7:9]
-    offset = cup - pusher
-    dist = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    gap = dist - (PUSHER_RADIUS + CUP_RADIUS)
-    gap_after = gap + ((v_cup - v_pusher) * offset / dist).sum(-1, keepdim=True) * Tabletop.dt
-    to_edge = TABLE_HALF - cup.abs()
-    to_rail = PUSHER_RANGE - pusher.abs()
-    sharp = torch.cat([to_edge, to_edge - torch.sign(cup) * v_cup * Tabletop.dt, gap, gap_after,
-                       to_rail, to_rail - torch.sign(pusher) * v_pusher * Tabletop.dt], -1) / SHARP
-    return torch.cat([_tabletop_contact_v1(obs), sharp.clamp(-3.0, 3.0)], -1)
+    g = _tabletop_geometry(obs)
+    sharp = torch.cat([g[n] for n in ("to_edge", "edge_after", "gap", "gap_after", "to_rail", "rail_after")], -1)
+    return torch.cat([_v1_terms(g), (sharp / SHARP).clamp(-3.0, 3.0)], -1)
 
 
 _TABLETOP_V1 = FeatureSet("tabletop-contact-v1", _V1_NAMES, _tabletop_contact_v1)
