@@ -193,7 +193,7 @@ def test_tabletop_features_read_the_geometry_exactly():
     world = wmkit.make("Tabletop-v0").unwrapped  # the radii the features use are the simulator's
     assert world.model.geom("pusher").size[0] == PUSHER_RADIUS and world.model.geom("cup").size[0] == CUP_RADIUS
     model = make_model("ensemble", _spec(), members=2, hidden=16)
-    assert model.config.features == "tabletop-contact-v2"  # 'auto' resolved to the world's set, and saved so
+    assert model.config.features == "tabletop-contact-v3"  # 'auto' resolved to the world's set, and saved so
     feats = feature_set(model.config.features)
     obs = torch.zeros(3, 10)
     obs[:, 4] = 0.47
@@ -225,9 +225,10 @@ def test_tabletop_features_read_the_geometry_exactly():
     step = feats(nudged)[0] - f[1]
     assert torch.isclose(step[names.index("cup to edge x (cm)")], torch.tensor(0.1), atol=1e-4)
     assert torch.isclose(step[names.index("cup to edge x")], torch.tensor(0.01), atol=1e-4)
-    # v1 stays readable, for the checkpoints trained on it
+    # v1 and v2 stay readable, for the checkpoints trained on them
     old = make_model("ensemble", _spec(), members=2, hidden=16, features="tabletop-contact-v1")
     assert old.trunk[0].weight.shape[1] == 10 + 2 + 9 and feature_set("tabletop-contact-v1").dim == 9
+    assert feature_set("tabletop-contact-v2").dim == 19 and feats.dim == 22
     # the input layer is wider by the features, other worlds have none, and a set can be switched off
     assert model.trunk[0].weight.shape[1] == 10 + 2 + feats.dim
     assert resolve_features("auto", "HalfCheetah-v5") == "none"
@@ -235,6 +236,36 @@ def test_tabletop_features_read_the_geometry_exactly():
     assert plain.trunk[0].weight.shape[1] == 12
     with pytest.raises(WmkitError, match="unknown feature set 'contact-v9'"):
         make_model("ensemble", _spec(), features="contact-v9")
+
+
+def test_tabletop_floor_features_say_when_mujoco_slows_a_falling_cup():
+    """v3's millimetre floor term is negative exactly when MuJoCo's contact slows the falling cup within the step.
+
+    A cup falling at 2.4 m/s beside the table is dropped from heights around the one where it meets the
+    floor in the step's last substep; the term's sign must match what the simulator did, except within
+    half a millimetre of the threshold (gravity in the feature is nominal, MuJoCo's contact is soft)."""
+    from wmkit.worlds.features import feature_set
+
+    world = wmkit.make("Tabletop-v0").unwrapped
+    world.reset(seed=0)
+    feats = feature_set("tabletop-contact-v3")
+    touch_at = feats.names.index("cup above floor at the step's last substep (mm)")
+    free_fall = -2.4 - 9.81 * world.dt
+    checked, slowed_seen, free_seen = 0, False, False
+    for z in torch.linspace(0.12, 0.20, 41).tolist():
+        obs = torch.zeros(10, dtype=torch.float64)
+        obs[:5] = torch.tensor([0.0, -0.2, 0.4, 0.0, z])  # the cup 10 cm beyond the table's edge, falling
+        obs[9] = -2.4
+        touch = float(feats(obs.float()[None])[0, touch_at])
+        world.set_state(world.state_from_obs(obs.numpy()))
+        after, *_ = world.step(torch.zeros(2).numpy())
+        slowed = after[9] > free_fall + 0.3
+        if abs(touch) > 0.5:  # clear of the threshold's half millimetre
+            checked += 1
+            assert (touch < 0) == slowed, (z, touch, after[9])
+            slowed_seen |= slowed
+            free_seen |= not slowed
+    assert checked >= 35 and slowed_seen and free_seen  # the sweep spans both sides of the threshold
 
 
 @pytest.mark.parametrize("rows", [7, 10])  # 10: a multiple of the members (the strided path); 7: gathered rows
