@@ -406,7 +406,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="folder for data, model and report"),
     episodes: int = typer.Option(DemoConfig.episodes, help="episodes to collect"),
     steps: int = typer.Option(DemoConfig.steps, help="training steps"),
-    minutes: Optional[float] = typer.Option(None, help="training time budget"),
+    minutes: Optional[float] = typer.Option(DemoConfig.minutes, help="a cap on training minutes"),
 ):
     """Collect -> train -> eval on Tabletop-v0, and write a report with a plot and a filmstrip."""
     from wmkit.demo import run_demo
