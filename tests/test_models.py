@@ -246,8 +246,11 @@ def test_tabletop_floor_features_say_when_mujoco_slows_a_falling_cup():
     half a millimetre of the threshold (gravity in the feature is nominal, MuJoCo's contact is soft)."""
     from wmkit.worlds.features import feature_set
 
+    from wmkit.worlds.features import CUP_HALF_HEIGHT
+
     world = wmkit.make("Tabletop-v0").unwrapped
     world.reset(seed=0)
+    assert world.model.geom("cup").size[1] == CUP_HALF_HEIGHT  # the feature's cup is the simulator's
     feats = feature_set("tabletop-contact-v3")
     touch_at = feats.names.index("cup above floor at the step's last substep (mm)")
     free_fall = -2.4 - 9.81 * world.dt

@@ -17,7 +17,7 @@ class DemoConfig:
     episodes: int = 1200
     """episodes to collect (coloured-noise pushes; 600 left the cup's falls too rare to learn where they begin)"""
     steps: int = 18000
-    """training steps of the ensemble (about 3.3 min on 2 cores, 10.9 ms a step at width 300, so that the
+    """training steps of the ensemble (3.4 min on 2 cores, 11.4 ms a step at width 300 on 2026-12-03, so the
     whole demo stays under 5 minutes once .venv exists; with `tabletop-contact-v3` 30,000 steps, 5.5 min of
     training, scored 0.934 / 0.949 / 0.892 at k = 1 / 10 / 50 on the demo's 1,024 windows)"""
     batch_size: int = 64
