@@ -244,9 +244,7 @@ def test_tabletop_floor_features_say_when_mujoco_slows_a_falling_cup():
     A cup falling at 2.4 m/s beside the table is dropped from heights around the one where it meets the
     floor in the step's last substep; the term's sign must match what the simulator did, except within
     half a millimetre of the threshold (gravity in the feature is nominal, MuJoCo's contact is soft)."""
-    from wmkit.worlds.features import feature_set
-
-    from wmkit.worlds.features import CUP_HALF_HEIGHT
+    from wmkit.worlds.features import CUP_HALF_HEIGHT, feature_set
 
     world = wmkit.make("Tabletop-v0").unwrapped
     world.reset(seed=0)
