@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -304,3 +306,37 @@ def test_checkpoint_from_before_a_field_loads_as_trained(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     loaded = load_model(tmp_path)
     assert loaded.config.features == "none" and loaded.trunk[0].weight.shape == model.trunk[0].weight.shape
+
+
+def test_tabletop_v4_pusher_path_is_mujocos_and_its_overlap_says_when_they_touch():
+    """v4 reads the action: the pusher's path under it ends where MuJoCo puts a pusher that touches nothing,
+    and the predicted overlap is positive exactly when the simulator reports the pusher touching the cup."""
+    from wmkit.worlds.features import _substep_trajectories, feature_set
+
+    world = wmkit.make("Tabletop-v0").unwrapped
+    world.reset(seed=0)
+    feats = feature_set("tabletop-contact-v4")
+    least = feats.names.index("least pusher-cup gap in the step under the action (cm)")
+    rng = np.random.default_rng(0)
+    touched_seen = missed_seen = 0
+    for _ in range(60):
+        obs = np.zeros(10)
+        obs[:2] = rng.uniform(-0.15, 0.15, 2)
+        obs[2:5] = (*(obs[:2] + rng.uniform(0.09, 0.13) * np.array([1.0, 0.0])), 0.47)
+        obs[5:7] = rng.uniform(-0.4, 0.4, 2)
+        action = rng.uniform(-1, 1, 2).astype(np.float32)
+        world.set_state(world.state_from_obs(obs))
+        after, _, _, _, info = world.step(action)
+        o, a = torch.tensor(obs, dtype=torch.float32)[None], torch.tensor(action)[None]
+        gap = float(feats(o, a)[0, least])
+        touched = "pusher_touches_cup" in info["annotations"]["events"]
+        if not touched:
+            pusher, _ = _substep_trajectories(o, a)
+            assert np.allclose(pusher[0, -1].numpy(), after[:2], atol=1e-5)
+        if abs(gap) > 0.15:  # clear of the threshold: MuJoCo finds the ellipsoid-cylinder touch up to ~1 mm early
+            assert (gap < 0) == touched, (obs, action, gap)
+            touched_seen += touched
+            missed_seen += not touched
+    assert touched_seen >= 5 and missed_seen >= 5
+    with pytest.raises(WmkitError, match="reads the step's action"):
+        feats(torch.zeros(1, 10))

@@ -123,7 +123,7 @@ class EnsembleModel(WorldModel):
         Without `logstd` (imagination needs none) the log-std is None."""
         x = torch.cat([(obs - self.obs_mean) / self.obs_std, (action - self.act_mean) / self.act_std], dim=-1)
         if self.features is not None:
-            x = torch.cat([x, self.features(obs)], dim=-1)
+            x = torch.cat([x, self.features(obs, action)], dim=-1)
         for layer in self.trunk:
             x = F.silu(layer(x))
         out = self.head(x)
