@@ -116,8 +116,7 @@ def _substep_trajectories(obs: torch.Tensor, action: torch.Tensor):
     implicit damping, substep by substep, at the nominal strength: exact for a pusher that touches nothing
     and stays off its rail ends), the cup coasting at its speed against the nominal dry friction on each
     of its slides until it stops."""
-
-    coef = _pusher_coefficients(obs.device, obs.dtype)  # [3, n]: the weights of x, v and force in x after i substeps
+    coef = _pusher_coefficients(obs.device, obs.dtype)  # [4, n]: the weights of x, v and force in x, and the time
     x, v = obs[..., 0:2, None], obs[..., 5:7, None]  # [..., 2, 1]
     force = PUSHER_FORCE * action.clamp(-1.0, 1.0)[..., None]
     pusher = (x * coef[0] + v * coef[1] + force * coef[2]).transpose(-1, -2)  # [..., n, 2]
