@@ -118,7 +118,9 @@ def _substep_trajectories(obs: torch.Tensor, action: torch.Tensor):
     of its slides until it stops."""
     coef = _pusher_coefficients(obs.device, obs.dtype)  # [4, n]: the weights of x, v and force in x, and the time
     x, v = obs[..., 0:2, None], obs[..., 5:7, None]  # [..., 2, 1]
-    force = PUSHER_FORCE * action.clamp(-1.0, 1.0)[..., None]
+    from wmkit.worlds.tabletop import PUSHER_STRENGTH
+
+    force = PUSHER_STRENGTH * action.clamp(-1.0, 1.0)[..., None]
     pusher = (x * coef[0] + v * coef[1] + force * coef[2]).transpose(-1, -2)  # [..., n, 2]
     cup, v_cup = obs[..., 2:4, None], obs[..., 7:9, None]  # [..., 2, 1]
     speed = v_cup.abs()
@@ -128,20 +130,19 @@ def _substep_trajectories(obs: torch.Tensor, action: torch.Tensor):
     return pusher, cup_path
 
 
-PUSHER_FORCE = 5.0  # N at full action: the nominal pusher_strength
 NOMINAL_SLIDE_DECEL = 0.25 * 9.81  # m/s^2: dry friction's slowing of a sliding cup at the nominal coefficients
 _COEF: dict = {}
 
 
 def _pusher_coefficients(device, dtype) -> torch.Tensor:
     """[4, n]: x_i = c0_i x + c1_i v + c2_i F for the pusher's free motion along one axis after i substeps,
-    from assets/tabletop.xml (mass 0.5 kg, stiffness 14 N/m, damping 8 N s/m; MuJoCo's implicitfast takes
-    damping implicitly), and row 3 the time after i substeps."""
+    from the pusher's mass, stiffness and damping (MuJoCo's implicitfast takes damping implicitly), and
+    row 3 the time after i substeps."""
     key = (device, dtype)
     if key not in _COEF:
-        from wmkit.worlds.tabletop import Tabletop
+        from wmkit.worlds.tabletop import PUSHER_DAMPING, PUSHER_MASS, PUSHER_STIFFNESS, Tabletop
 
-        m, k, d = 0.5, 14.0, 8.0
+        m, k, d = PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING
         n, h = Tabletop.frame_skip, Tabletop.dt / Tabletop.frame_skip
         rows, state = [], torch.eye(3, dtype=torch.float64)  # rows: x, v, F; columns: weights of x0, v0, F
         for _ in range(n):

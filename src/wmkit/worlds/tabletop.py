@@ -38,6 +38,8 @@ TABLE_HALF = 0.25  # metres, half the side of the square table top
 PUSHER_RADIUS = 0.05  # metres, the pusher's radius in the table's plane (assets/tabletop.xml)
 CUP_RADIUS = 0.045
 PUSHER_RANGE = 0.3  # metres, the end of each of the pusher's rails (the slides' range in assets/tabletop.xml)
+PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING = 0.5, 14.0, 8.0  # kg, N/m, N s/m: its body and slides (the xml)
+PUSHER_STRENGTH = 5.0  # N at full action, the nominal pusher_strength
 TARGET_XY = np.array([0.12, 0.12])
 DROP_PENALTY = 5.0
 REACH_WEIGHT = 0.2
@@ -49,7 +51,7 @@ _PHYSICS = PhysicsSpace(
         PhysicsParam("cup_mass", 0.2, 0.02, 2.0, "mass of the cup, kg"),
         PhysicsParam("cup_friction", 0.25, 0.05, 2.0, "sliding friction coefficient of the cup"),
         PhysicsParam("table_friction", 0.25, 0.05, 2.0, "sliding friction coefficient of the table top"),
-        PhysicsParam("pusher_strength", 5.0, 1.0, 20.0, "force of the pusher at full action, N"),
+        PhysicsParam("pusher_strength", PUSHER_STRENGTH, 1.0, 20.0, "force of the pusher at full action, N"),
         PhysicsParam("gravity", 9.81, 1.0, 20.0, "gravitational acceleration, m/s^2"),
     ),
     splits={
