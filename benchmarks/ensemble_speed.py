@@ -5,9 +5,10 @@
 Rows, all measured in this one run on this machine:
 - data: training windows sampled per second by `Windows.sample`, against what the trainer consumes.
 - train: the ensemble (E members in one batched matmul) vs the same E MLPs as separate nn.Sequential
-  modules trained in a Python loop (the naive way), in samples/s.
-- step latency at batch 1: the ensemble, copy-last (the floor: no compute) and the oracle (MuJoCo
-  stepping the true simulator), p50/p99 in ms.
+  modules trained in a Python loop (the naive way), in samples/s; and the ensemble with the demo's
+  motion prior (`tabletop-soft-v1`, ten substeps of soft-constraint physics in every forward pass).
+- step latency at batch 1: the ensemble, with the prior, the prior alone (`motion-prior`), copy-last
+  (the floor: no compute) and the oracle (MuJoCo stepping the true simulator), p50/p99 in ms.
 Prints a table and writes benchmarks/results/ensemble_speed.json.
 """
 
@@ -104,11 +105,15 @@ def main() -> None:
     spec = reference_model("copy-last", ds.world).spec
     model = make_model("ensemble", spec)
     model.set_normalizer({**ds.stats("train"), "reward_std": torch.tensor(1.0)})
+    with_prior = make_model("ensemble", spec, prior="tabletop-soft-v1")  # the demo's: a residual on MuJoCo's rules
+    with_prior.set_normalizer({**ds.stats("train"), "reward_std": torch.tensor(1.0)})
     cfg = model.config
     windows = ds.windows(0, 1, "train")
     batch = 256
     rows = {
         "train_ensemble_batched_samples_per_s": train_throughput(model, windows, args.steps, batch * cfg.members),
+        "train_ensemble_with_prior_samples_per_s": train_throughput(with_prior, windows, args.steps,
+                                                                    batch * cfg.members),
         "train_naive_loop_samples_per_s": naive_throughput(spec, windows, cfg.members, cfg.hidden, cfg.layers,
                                                            args.steps, batch),
     }
@@ -119,8 +124,10 @@ def main() -> None:
     rows["data_windows_sampled_per_s"] = 200 * batch * cfg.members / (time.perf_counter() - t0)
     obs = torch.as_tensor(ds.episodes[0].obs[0])
     model.eval()
-    for name, m in (("ensemble", model), ("copy-last", reference_model("copy-last", ds.world)),
-                    ("oracle", reference_model("oracle", ds.world))):
+    with_prior.eval()
+    named = (("ensemble", model), ("ensemble+prior", with_prior), ("motion-prior", reference_model("motion-prior", ds.world)),
+             ("copy-last", reference_model("copy-last", ds.world)), ("oracle", reference_model("oracle", ds.world)))
+    for name, m in named:
         iters = args.latency_iters if name != "oracle" else max(200, args.latency_iters // 10)
         p50, p99 = step_latency(m, obs, iters)
         rows[f"step_b1_{name}_p50_ms"], rows[f"step_b1_{name}_p99_ms"] = p50, p99
@@ -137,10 +144,11 @@ def main() -> None:
     print(f"{'measurement':<44}{'value':>14}")
     ens, naive = rows["train_ensemble_batched_samples_per_s"], rows["train_naive_loop_samples_per_s"]
     print(f"{'train, ensemble (batched), samples/s':<44}{ens:>14,.0f}")
+    print(f"{'train, the same with the soft prior':<44}{rows['train_ensemble_with_prior_samples_per_s']:>14,.0f}")
     print(f"{'train, 5 separate MLPs in a loop, samples/s':<44}{naive:>14,.0f}   ({ens / naive:.1f}x)")
     data = rows["data_windows_sampled_per_s"]
     print(f"{'data: training windows sampled, per s':<44}{data:>14,.0f}   ({data / ens:.0f}x what training uses)")
-    for name in ("ensemble", "copy-last", "oracle"):
+    for name, _ in named:
         p50, p99 = rows[f"step_b1_{name}_p50_ms"], rows[f"step_b1_{name}_p99_ms"]
         print(f"{'step latency b=1, ' + name + ', p50 / p99 ms':<44}{p50:>7.3f} / {p99:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

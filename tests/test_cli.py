@@ -83,3 +83,17 @@ def test_bad_policy_writes_nothing(tmp_path):
 def test_eval_windows_must_be_positive(tabletop_run, tabletop_data):
     proc = wmkit("eval", tabletop_run, "--data", tabletop_data, "--windows", "0", check=False)
     assert proc.returncode == 2 and "windows=0" in proc.stderr
+
+
+def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
+    """`wmkit demo` on a tiny budget: data, model, report and table, with the motion prior alone beside the
+    model (a prior that had broken would score no better than copy-last)."""
+    out = tmp_path / "demo"
+    text = wmkit("demo", "--out", out, "--episodes", "8", "--steps", "30").stdout
+    assert "prior alone" in text and "next: wmkit eval" in text
+    res = json.loads((out / "result.json").read_text())
+    assert res["episodes"] == 8 and res["prior"]["name"] == "tabletop-soft-v1"
+    prior = {r["k"]: r["skill"] for r in res["prior"]["accuracy"]}
+    assert prior[1] > 0.3 and prior[50] < 1.0, prior
+    assert "skill of the motion prior alone" in (out / "report.html").read_text()
+    assert json.loads((out / "model" / "model" / "config.json").read_text())["config"]["prior"] == "tabletop-soft-v1"

@@ -26,10 +26,13 @@ def _print_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
-def _print_accuracy(rows: list[dict]) -> None:
-    typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}")
-    for r in rows:
-        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}")
+def _print_accuracy(rows: list[dict], prior: list[dict] | None = None) -> None:
+    """The accuracy table; with `prior`, the skill of the model's motion prior alone beside it."""
+    extra = f" {'prior alone':>12}" if prior else ""
+    typer.echo(f"{'k':>4} {'nRMSE':>9} {'copy-last':>10} {'skill':>7}{extra}")
+    for i, r in enumerate(rows):
+        extra = f" {prior[i]['skill']:>12.3f}" if prior else ""
+        typer.echo(f"{r['k']:>4} {r['nrmse']:>9.4f} {r['nrmse_copy_last']:>10.4f} {r['skill']:>7.3f}{extra}")
 
 
 def _parse_physics(value: Optional[str]):
@@ -166,7 +169,7 @@ def train(
 
 @app.command("eval")
 def eval_(
-    run: str = typer.Argument(..., help="run or model folder, or a reference: oracle, copy-last"),
+    run: str = typer.Argument(..., help="run or model folder, or a reference: oracle, copy-last, motion-prior"),
     data: Path = typer.Option(..., help="dataset folder (its validation episodes are used)"),
     suite: Optional[str] = typer.Option(None, help="quick | full: the five-property scorecard (else accuracy only)"),
     report: Optional[Path] = typer.Option(None, help="scorecard report folder (default RUN/scorecard)"),
@@ -303,7 +306,7 @@ def compare(
 
 @app.command()
 def serve(
-    run: str = typer.Argument(..., help="run or model folder, or a reference (oracle, copy-last) with --world"),
+    run: str = typer.Argument(..., help="run or model folder, or a reference (oracle, copy-last, motion-prior) with --world"),
     host: str = typer.Option("127.0.0.1", help="interface to bind (localhost by default)"),
     port: int = typer.Option(8765, help="TCP port"),
     token: Optional[str] = typer.Option(None, help="require this token (Authorization: Bearer ...)"),
@@ -413,7 +416,7 @@ def demo(
 
     res = run_demo(DemoConfig(out=out, episodes=episodes, steps=steps, minutes=minutes))
     typer.echo("")
-    _print_accuracy(res["accuracy"])
+    _print_accuracy(res["accuracy"], res.get("prior", {}).get("accuracy"))
     typer.echo(f"\nreport: {res['report']}  ({res['seconds']} s)")
     typer.echo(f"next: wmkit eval {out / 'model'} --data {out / 'data'} --suite quick   (the five-property scorecard)")
 

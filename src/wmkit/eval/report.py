@@ -9,9 +9,11 @@ from pathlib import Path
 
 def write_report(folder: Path, title: str, accuracy: dict, plot: str | None, strips: list[str],
                  strip_caption: str, notes: list[str]) -> Path:
+    prior = accuracy.get("prior", {}).get("accuracy")  # the model's motion prior alone, where it has one
     rows = "".join(
         f"<tr><td>{r['k']}</td><td>{r['nrmse']:.4f}</td><td>{r['nrmse_copy_last']:.4f}</td>"
-        f"<td><b>{r['skill']:.3f}</b></td></tr>" for r in accuracy["accuracy"]
+        f"<td><b>{r['skill']:.3f}</b></td>" + (f"<td>{prior[i]['skill']:.3f}</td>" if prior else "") + "</tr>"
+        for i, r in enumerate(accuracy["accuracy"])
     )
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -23,7 +25,8 @@ def write_report(folder: Path, title: str, accuracy: dict, plot: str | None, str
         "<p>The model observes one step, then imagines k steps under the logged actions. "
         "nRMSE is the error per state dimension divided by that dimension's spread; skill = 1 - "
         "nRMSE(model) / nRMSE(copy-last): 1 is perfect, 0 is no better than predicting that nothing moves.</p>",
-        "<table><tr><th>k</th><th>nRMSE model</th><th>nRMSE copy-last</th><th>skill</th></tr>", rows, "</table>",
+        "<table><tr><th>k</th><th>nRMSE model</th><th>nRMSE copy-last</th><th>skill</th>"
+        + ("<th>skill of the motion prior alone</th>" if prior else "") + "</tr>", rows, "</table>",
     ]
     if plot:
         parts.append(f"<p><img src='{html.escape(plot)}' alt='error and skill vs horizon'></p>")

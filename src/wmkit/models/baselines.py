@@ -1,7 +1,8 @@
-"""Reference models behind the same verbs: `oracle` (the true simulator) and `copy-last`.
+"""Reference models behind the same verbs: `oracle` (the true simulator), `copy-last` and `motion-prior`.
 
 Every metric is checked against them: the oracle must score perfectly and copy-last (predict that
-nothing changes) has zero skill by definition.
+nothing changes) has zero skill by definition. `motion-prior` is the world's motion prior alone
+(`wmkit.worlds.priors`): what a model with that prior scores before it learns anything.
 """
 
 from __future__ import annotations
@@ -35,6 +36,35 @@ class CopyLastModel(WorldModel):
     def rollout(self, state, actions):
         a = self.check_actions(actions, ndim=3)
         return Prediction(obs=state["obs"][:, None].expand(-1, a.shape[1], -1).clone())
+
+
+class MotionPriorModel(CopyLastModel):
+    """Predicts the world's motion prior (`WORLD_PRIORS`) under each action, and learns nothing."""
+
+    family = "motion-prior"
+
+    def __init__(self, spec: ModelSpec, config=None):
+        from wmkit.worlds.priors import WORLD_PRIORS, motion_prior
+
+        if spec.world not in WORLD_PRIORS:
+            raise WmkitError(f"{spec.world} has no motion prior; worlds with one: {', '.join(WORLD_PRIORS)}")
+        super().__init__(spec, config)
+        self.prior = motion_prior(WORLD_PRIORS[spec.world])
+
+    def step(self, state, action):
+        a = self.check_actions(action, ndim=2)
+        if a.shape[0] != state.batch_size:
+            raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
+        nxt = self.prior(state["obs"], a.to(state["obs"].dtype))
+        return State(obs=nxt), Prediction(obs=nxt)
+
+    def rollout(self, state, actions):
+        a = self.check_actions(actions, ndim=3)
+        out = []
+        for t in range(a.shape[1]):
+            state, pred = self.step(state, a[:, t])
+            out.append(pred.obs)
+        return Prediction(obs=torch.stack(out, 1))
 
 
 class OracleModel(WorldModel):

@@ -27,6 +27,7 @@ from torch import nn
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 from wmkit.worlds.features import feature_set, resolve_features
+from wmkit.worlds.priors import motion_prior, resolve_prior
 
 
 @dataclass
@@ -50,8 +51,13 @@ class EnsembleConfig:
     """extra inputs computed from the state by the world's feature set (`wmkit.worlds.features`, PETS's
     obs_preproc): 'auto' (the world's own where it has one, stored as its name), 'none' or a set's name"""
 
+    prior: str = "none"
+    """a motion prior (`wmkit.worlds.priors`): predict the next state as the world's free motion under the
+    action plus a learned residual, instead of a learned delta. 'auto' (the world's own, or 'none'),
+    'none' or a prior's name"""
+
     # what a checkpoint saved before a field existed was trained with (see models/checkpoint.py)
-    before_field_existed = {"features": "none"}
+    before_field_existed = {"features": "none", "prior": "none"}
 
     def __post_init__(self):
         check_fields(self, "ensemble config", positive_ints=("members", "hidden", "layers", "train_horizon"),
@@ -88,9 +94,11 @@ class EnsembleModel(WorldModel):
         config = config or EnsembleConfig()
         spec = spec.with_(latent_dim=spec.obs_dim, decodes=("state",),
                           predicts=("reward", "termination", "uncertainty"), context=1)
-        config = replace(config, features=resolve_features(config.features, spec.world))
+        config = replace(config, features=resolve_features(config.features, spec.world),
+                         prior=resolve_prior(config.prior, spec.world))
         super().__init__(spec, config)
         self.features = feature_set(config.features)
+        self.prior = motion_prior(config.prior, spec.world)
         D, A, E, H = spec.obs_dim, spec.action_dim, config.members, config.hidden
         dims = [D + A + (self.features.dim if self.features else 0)] + [H] * config.layers
         self.trunk = nn.ModuleList(EnsembleLinear(E, i, o) for i, o in zip(dims[:-1], dims[1:]))
@@ -136,9 +144,16 @@ class EnsembleModel(WorldModel):
         logstd = self.min_logstd + F.softplus(logstd - self.min_logstd)
         return mean, logstd, out[..., 2 * D] * self.reward_scale, out[..., 2 * D + 1]
 
-    def _next_obs(self, obs, delta_norm):
-        nxt = obs + delta_norm * self.delta_std + self.delta_mean
-        return torch.maximum(torch.minimum(nxt, self.obs_high), self.obs_low)
+    def _base(self, obs, action):
+        """What the network's normalised output is added to: the prior's next state, or the state plus the
+        data's mean delta."""
+        return self.prior(obs, action) if self.prior is not None else obs + self.delta_mean
+
+    def _next_obs(self, obs, action, delta_norm):
+        return self._clamp(self._base(obs, action) + delta_norm * self.delta_std)
+
+    def _clamp(self, obs):
+        return torch.maximum(torch.minimum(obs, self.obs_high), self.obs_low)
 
     # ---- verbs ---------------------------------------------------------------------------------
     def observe(self, obs, actions, *, frames=None, physics=None, sim_state=None) -> State:
@@ -176,7 +191,7 @@ class EnsembleModel(WorldModel):
         traj, rewards, logits = [], [], []
         for t in range(actions.shape[1]):
             mean, _, reward, logit = self._forward(x, acts[:, :, t], logstd=False)
-            x = self._next_obs(x, mean)
+            x = self._next_obs(x, acts[:, :, t], mean)
             traj.append(x)
             rewards.append(reward)
             logits.append(logit)
@@ -235,7 +250,8 @@ class EnsembleModel(WorldModel):
         nll = rew_loss = term_loss = mse = 0.0
         for k in range(K):
             mean, logstd, reward, logit = self._forward(cur, act[:, :, k])
-            target = (obs[:, :, k + 1] - cur - self.delta_mean) / self.delta_std
+            base = self._base(cur, act[:, :, k])
+            target = (obs[:, :, k + 1] - base) / self.delta_std
             term_nll = ((mean - target) / logstd.exp()) ** 2 / 2 + logstd
             if self.config.nll_beta:
                 term_nll = term_nll * (2 * self.config.nll_beta * logstd).exp().detach()
@@ -243,7 +259,8 @@ class EnsembleModel(WorldModel):
             mse = mse + F.mse_loss(mean, target).detach()
             rew_loss = rew_loss + F.mse_loss(reward / self.reward_scale, rew[:, :, k] / self.reward_scale)
             term_loss = term_loss + F.binary_cross_entropy_with_logits(logit, term[:, :, k])
-            cur = self._next_obs(cur, mean)  # open loop: feed the prediction back
+            if k + 1 < K:  # open loop: feed the prediction back
+                cur = self._clamp(base + mean * self.delta_std)
         c = self.config
         bounds = 0.01 * (self.max_logstd.sum() - self.min_logstd.sum())
         total = (nll + c.reward_weight * rew_loss + c.termination_weight * term_loss) / K + bounds

@@ -12,10 +12,11 @@ FAMILIES = {
     "transformer": "wmkit.models.transformer:TransformerModel",
     "oracle": "wmkit.models.baselines:OracleModel",
     "copy-last": "wmkit.models.baselines:CopyLastModel",
+    "motion-prior": "wmkit.models.baselines:MotionPriorModel",
 }
 TRAINABLE = ("ensemble", "rssm", "transformer")
 PRESETS = ("tiny", "small", "base")  # sizes for a 2-core CPU: seconds, minutes, tens of minutes to train
-REFERENCES = ("oracle", "copy-last")  # built from a world, no weights
+REFERENCES = ("oracle", "copy-last", "motion-prior")  # built from a world, no weights
 
 
 def model_class(family: str):

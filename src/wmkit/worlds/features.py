@@ -134,24 +134,33 @@ NOMINAL_SLIDE_DECEL = 0.25 * 9.81  # m/s^2: dry friction's slowing of a sliding 
 _COEF: dict = {}
 
 
+def pusher_free_weights() -> tuple[torch.Tensor, torch.Tensor]:
+    """The pusher's free motion along one axis, substep by substep, from its mass, stiffness and damping
+    (MuJoCo's implicitfast takes damping implicitly): float64 weights [3, n] of its start position, start
+    velocity and force in its position after each of the step's n substeps, and the same for its velocity."""
+    from wmkit.worlds.tabletop import PUSHER_DAMPING, PUSHER_MASS, PUSHER_STIFFNESS, Tabletop
+
+    m, k, d = PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING
+    n, h = Tabletop.frame_skip, Tabletop.dt / Tabletop.frame_skip
+    xs, vs, state = [], [], torch.eye(3, dtype=torch.float64)  # rows: x, v, F; columns: weights of x0, v0, F
+    for _ in range(n):
+        v = (m * state[1] + h * (state[2] - k * state[0])) / (m + h * d)
+        state = torch.stack([state[0] + h * v, v, state[2]])
+        xs.append(state[0])
+        vs.append(state[1])
+    return torch.stack(xs, 1), torch.stack(vs, 1)
+
+
 def _pusher_coefficients(device, dtype) -> torch.Tensor:
     """[4, n]: x_i = c0_i x + c1_i v + c2_i F for the pusher's free motion along one axis after i substeps,
-    from the pusher's mass, stiffness and damping (MuJoCo's implicitfast takes damping implicitly), and
-    row 3 the time after i substeps."""
+    and row 3 the time after i substeps."""
     key = (device, dtype)
     if key not in _COEF:
-        from wmkit.worlds.tabletop import PUSHER_DAMPING, PUSHER_MASS, PUSHER_STIFFNESS, Tabletop
+        from wmkit.worlds.tabletop import Tabletop
 
-        m, k, d = PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING
         n, h = Tabletop.frame_skip, Tabletop.dt / Tabletop.frame_skip
-        rows, state = [], torch.eye(3, dtype=torch.float64)  # rows: x, v, F; columns: weights of x0, v0, F
-        for _ in range(n):
-            v = (m * state[1] + h * (state[2] - k * state[0])) / (m + h * d)
-            state = torch.stack([state[0] + h * v, v, state[2]])
-            rows.append(state[0])
-        weights = torch.stack(rows, 1)  # [3, n]
         times = torch.arange(1, n + 1, dtype=torch.float64)[None] * h
-        _COEF[key] = torch.cat([weights, times]).to(device=device, dtype=dtype)
+        _COEF[key] = torch.cat([pusher_free_weights()[0], times]).to(device=device, dtype=dtype)
     return _COEF[key]
 
 
