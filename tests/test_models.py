@@ -457,7 +457,8 @@ def test_soft_prior_shortcut_gives_what_its_substeps_give():
     prior = priors.motion_prior("tabletop-soft-v1")
     free = priors._tabletop_free_v1(obs, action)
     level = torch.ones(64, 1, dtype=torch.bool)
-    saturated = priors._CUP_FRICTION * priors._GRAVITY / (priors._gains(priors._JOINT_TC)[0] * priors._D0)
+    mass, friction = priors._nominal_cup()
+    saturated = friction / mass / (priors._gains(priors._JOINT_TC)[0] * priors._D0)
     shortcut = ~priors._constraints_may_act(obs, free, level, saturated)
     assert 10 <= int(shortcut.sum()) < 64
     batch = prior(obs, action)

@@ -1,9 +1,9 @@
-"""Motion priors: what a world's state does in one step when nothing touches anything.
+"""Motion priors: what a world's state does in one step by the rules the world can state, at its nominal physics.
 
 A learned model of a world whose bodies mostly move freely spends most of its capacity relearning that
 free motion (a spring-driven pusher is a linear map of its state and force; a sliding cup slows at a
-constant rate) and still gets it only roughly. Where a world knows its free motion in closed form, it
-names a prior here; a model that uses one predicts the next state as the prior's plus a learned
+constant rate) and still gets it only roughly. Where a world can write its motion down (in closed form,
+or substep by substep as its simulator's rules go, contacts included), it names a prior here; a model that uses one predicts the next state as the prior's plus a learned
 residual (residual physics, as in Zeng et al.'s TossingBot, 2019, and Ajay et al., IROS 2018), so the
 network's capacity goes to what the prior leaves out: contacts, rail ends, falls. A prior reads the
 observation and the step's action only, with the world's nominal physics, never the simulator's hidden
@@ -85,9 +85,17 @@ _TABLETOP_FREE_V1 = MotionPrior(
 # constraint, R = (1 - d) / d A its softness and a0 the acceleration without it.
 _D0, _DMAX, _WIDTH = 0.9, 0.95, 0.001  # solimp
 _CONTACT_TC, _JOINT_TC = 0.04, 0.02  # solref time constants: the pusher-cup pair (assets/tabletop.xml), joints
-_CUP_MASS, _CUP_FRICTION, _GRAVITY = 0.2, 0.25, 9.81  # the nominal physics (tabletop.py's defaults)
 _PUSHER_Z, _HEIGHTS = 0.445, 0.075  # m: the pusher's centre height, its half-height plus the cup's (the xml)
 _SWEEPS = 2  # projected Gauss-Seidel sweeps over the coupled constraints per substep
+
+
+def _nominal_cup() -> tuple[float, float]:
+    """The cup's mass (kg) and its slides' dry friction (N) at Tabletop's default physics, as tabletop.py
+    sets the frictionloss: the mean of the two friction coefficients times the cup's weight."""
+    from wmkit.worlds.tabletop import Tabletop
+
+    v = Tabletop.physics_space.defaults()
+    return v["cup_mass"], 0.5 * (v["cup_friction"] + v["table_friction"]) * v["cup_mass"] * v["gravity"]
 
 
 def _impedance(r: torch.Tensor) -> torch.Tensor:
@@ -127,8 +135,8 @@ def _tabletop_soft_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
                                        PUSHER_STIFFNESS, PUSHER_STRENGTH, Tabletop)
 
     n, h = Tabletop.frame_skip, Tabletop.dt / Tabletop.frame_skip
-    mp, kp, dp, mc = PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING, _CUP_MASS
-    limit = _CUP_FRICTION * mc * _GRAVITY  # the cup slides' dry friction (frictionloss), N
+    mp, kp, dp = PUSHER_MASS, PUSHER_STIFFNESS, PUSHER_DAMPING
+    mc, limit = _nominal_cup()  # limit: the cup slides' dry friction (frictionloss), N
     b_touch, k_touch = _gains(_CONTACT_TC)
     b_joint, k_joint = _gains(_JOINT_TC)
     a_touch, a_rail = 1 / mp + 1 / mc, 1 / mp  # inverse inertia along the contact's normal and along a rail
