@@ -441,8 +441,9 @@ def test_a_prior_model_predicts_the_prior_plus_its_residual(tmp_path):
 
 
 def test_soft_prior_shortcut_gives_what_its_substeps_give():
-    """Where no constraint can act within the step the soft prior returns the free prior at once; a batch
-    that holds one touching row runs the substeps for every row, and gives the same rows to 1e-6."""
+    """Where no constraint can act within the step the soft prior returns the free prior at once, and it
+    leaves out of its substeps the constraints no row can meet; a batch that holds one touching row runs
+    them all for every row, and gives the same rows to 1e-6."""
     from wmkit.worlds import priors
 
     rng = np.random.default_rng(3)
@@ -453,13 +454,17 @@ def test_soft_prior_shortcut_gives_what_its_substeps_give():
     obs[:, 5:7] = rng.uniform(-0.5, 0.5, (64, 2))
     obs[:, 7:9] = rng.uniform(-0.4, 0.4, (64, 2)) * (rng.random((64, 1)) < 0.5)
     obs[0, 2:4] = obs[0, :2] + [0.09, 0.0]  # touching
+    obs[1, [0, 1, 2, 3, 5, 6, 7, 8]] = [0.298, 0.0, -0.15, 0.0, 0.3, 0.0, 0.0, 0.0]  # at a rail end, the cup away
+    obs[2, [0, 1, 2, 3, 5, 6, 7, 8]] = [-0.2, 0.0, 0.15, 0.0, 0.0, 0.0, 0.02, 0.0]  # a cup about to stop
     obs, action = torch.tensor(obs), torch.tensor(rng.uniform(-1, 1, (64, 2)))
     prior = priors.motion_prior("tabletop-soft-v1")
     free = priors._tabletop_free_v1(obs, action)
     level = torch.ones(64, 1, dtype=torch.bool)
     mass, friction = priors._nominal_cup()
     saturated = friction / mass / (priors._gains(priors._JOINT_TC)[0] * priors._D0)
-    shortcut = ~priors._constraints_may_act(obs, free, level, saturated)
+    meets, rails, slows = priors._constraints_may_act(obs, free, level, saturated)
+    shortcut = ~(meets | rails | slows)
+    assert rails[~meets].any() and slows[~meets & ~rails].any()  # single rows take each shorter loop too
     assert 10 <= int(shortcut.sum()) < 64
     batch = prior(obs, action)
     alone = torch.cat([prior(obs[i:i + 1], action[i:i + 1]) for i in range(64)])

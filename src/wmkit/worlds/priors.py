@@ -111,11 +111,12 @@ def _gains(tc: float) -> tuple[float, float]:
 _MARGIN = 0.005  # m: how far a body's path within a step may bow away from the straight line between its ends
 
 
-def _constraints_may_act(obs: torch.Tensor, free: torch.Tensor, level: torch.Tensor, saturated: float) -> torch.Tensor:
-    """[...] bool: whether, in this step, the pusher may come within reach of the cup or of a rail end, or the
-    cup's dry friction may act as less than its full force (below `saturated` m/s MuJoCo's soft friction
-    slows a moving cup by less than the free prior's constant deceleration). Where none of these can happen,
-    the soft prior's next state is the free prior's."""
+def _constraints_may_act(obs: torch.Tensor, free: torch.Tensor, level: torch.Tensor,
+                         saturated: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three [...] bools: whether, in this step, the pusher may come within reach of the cup, whether it may
+    come within reach of a rail end, and whether the cup's dry friction may act as less than its full
+    force (below `saturated` m/s MuJoCo's soft friction slows a moving cup by less than the free prior's
+    constant deceleration). Where none of these can happen, the soft prior's next state is the free prior's."""
     from wmkit.worlds.tabletop import CUP_RADIUS, PUSHER_RADIUS, PUSHER_RANGE
 
     start, end = obs[..., 2:4] - obs[..., 0:2], free[..., 2:4] - free[..., 0:2]
@@ -127,7 +128,7 @@ def _constraints_may_act(obs: torch.Tensor, free: torch.Tensor, level: torch.Ten
     # friction: a resting axis stays at rest, a fast one slows at the full force all step long
     speed, speed_end = obs[..., 7:9].abs(), free[..., 7:9].abs()
     soft = (speed > 1e-4) & (speed_end < saturated)
-    return meets | rail.any(-1) | soft.any(-1)
+    return meets, rail.any(-1), soft.any(-1)
 
 
 def _tabletop_soft_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -145,33 +146,41 @@ def _tabletop_soft_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     c, vc, z, vz = obs[..., 2:4], obs[..., 7:9], obs[..., 4:5], obs[..., 9:10]
     level = (z - _PUSHER_Z).abs() < _HEIGHTS  # the pusher and the cup at heights where they can meet
     free = _tabletop_free_v1(obs, action)
-    if not _constraints_may_act(obs, free, level, limit / (mc * b_joint * _D0)).any():
+    meets, rails, slows = (bool(m.any()) for m in _constraints_may_act(obs, free, level, limit / (mc * b_joint * _D0)))
+    if not (meets or rails or slows):
         return free  # what the loop below would give, to 1e-6, at a twentieth of the cost
+    # the loop leaves out what no row of the batch can meet this step (its force would be zero)
+    push = f_rail = side = 0.0
     for _ in range(n):
         spring = force - kp * x
         a_pusher = (spring - dp * v) / mp  # without constraints (MuJoCo's solver sees damping explicitly)
-        offset = c - x
-        dist = offset.norm(dim=-1, keepdim=True)
-        normal = offset / dist.clamp_min(1e-9)  # the contact pushes the cup along it, the pusher against it
-        side = torch.sign(x)
-        dists = torch.cat([dist - (PUSHER_RADIUS + CUP_RADIUS), PUSHER_RANGE - x.abs()], -1)  # < 0: violated
-        d = _impedance(dists)
-        gap, to_end, d_touch, d_rail = dists[..., :1], dists[..., 1:], d[..., :1], d[..., 1:]
-        # a rail end alone (it meets the cup only once the cup is off the table): its force in closed form
-        f_rail = ((b_joint * side * v - k_joint * d_rail * to_end + side * a_pusher) * (d_rail / a_rail))
-        f_rail = f_rail.clamp_min(0.0) * (to_end < 0)
-        # the contact and the cup's friction together, by projected Gauss-Seidel: each in turn against the
-        # acceleration the other's force gives it (rhs: aref - a0 of the contact, gain: 1 / (A + R))
-        rhs = (-b_touch * ((vc - v) * normal).sum(-1, keepdim=True) - k_touch * d_touch * gap
-               + (a_pusher * normal).sum(-1, keepdim=True))
-        gain = d_touch / a_touch * ((gap < 0) & level)
+        if rails:
+            # a rail end alone (it meets the cup only once the cup is off the table): its force in closed form
+            side = torch.sign(x)
+            to_end = PUSHER_RANGE - x.abs()  # < 0: past it
+            d_rail = _impedance(to_end)
+            f_rail = ((b_joint * side * v - k_joint * d_rail * to_end + side * a_pusher) * (d_rail / a_rail))
+            f_rail = f_rail.clamp_min(0.0) * (to_end < 0)
         aref_cup = -b_joint * vc
-        f_touch = (rhs * gain).clamp_min(0.0)
-        f_cup = ((aref_cup - normal * (f_touch / mc)) * cup_gain).clamp(-limit, limit)
-        for _ in range(_SWEEPS - 1):
-            f_touch = ((rhs - (f_cup * normal).sum(-1, keepdim=True) / mc) * gain).clamp_min(0.0)
+        if meets:
+            offset = c - x
+            dist = offset.norm(dim=-1, keepdim=True)
+            normal = offset / dist.clamp_min(1e-9)  # the contact pushes the cup along it, the pusher against it
+            gap = dist - (PUSHER_RADIUS + CUP_RADIUS)  # < 0: touching
+            d_touch = _impedance(gap)
+            # the contact and the cup's friction together, by projected Gauss-Seidel: each in turn against the
+            # acceleration the other's force gives it (rhs: aref - a0 of the contact, gain: 1 / (A + R))
+            rhs = (-b_touch * ((vc - v) * normal).sum(-1, keepdim=True) - k_touch * d_touch * gap
+                   + (a_pusher * normal).sum(-1, keepdim=True))
+            gain = d_touch / a_touch * ((gap < 0) & level)
+            f_touch = (rhs * gain).clamp_min(0.0)
             f_cup = ((aref_cup - normal * (f_touch / mc)) * cup_gain).clamp(-limit, limit)
-        push = normal * f_touch
+            for _ in range(_SWEEPS - 1):
+                f_touch = ((rhs - (f_cup * normal).sum(-1, keepdim=True) / mc) * gain).clamp_min(0.0)
+                f_cup = ((aref_cup - normal * (f_touch / mc)) * cup_gain).clamp(-limit, limit)
+            push = normal * f_touch
+        else:
+            f_cup = (aref_cup * cup_gain).clamp(-limit, limit)  # the friction alone
         v = (mp * v + h * (spring - push - side * f_rail)) / (mp + h * dp)  # implicit damping, as implicitfast
         x = x + h * v
         vc = vc + (h / mc) * (push + f_cup)
