@@ -141,16 +141,16 @@ def main() -> None:
         "results": {k: round(v, 4) for k, v in rows.items()},
     }
     print(f"\nensemble speed on {os.cpu_count()} CPU cores, torch {torch.__version__}")
-    print(f"{'measurement':<44}{'value':>14}")
+    print(f"{'measurement':<50}{'value':>14}")
     ens, naive = rows["train_ensemble_batched_samples_per_s"], rows["train_naive_loop_samples_per_s"]
-    print(f"{'train, ensemble (batched), samples/s':<44}{ens:>14,.0f}")
-    print(f"{'train, the same with the soft prior':<44}{rows['train_ensemble_with_prior_samples_per_s']:>14,.0f}")
-    print(f"{'train, 5 separate MLPs in a loop, samples/s':<44}{naive:>14,.0f}   ({ens / naive:.1f}x)")
+    print(f"{'train, ensemble (batched), samples/s':<50}{ens:>14,.0f}")
+    print(f"{'train, the same with the soft prior':<50}{rows['train_ensemble_with_prior_samples_per_s']:>14,.0f}")
+    print(f"{'train, 5 separate MLPs in a loop, samples/s':<50}{naive:>14,.0f}   ({ens / naive:.1f}x)")
     data = rows["data_windows_sampled_per_s"]
-    print(f"{'data: training windows sampled, per s':<44}{data:>14,.0f}   ({data / ens:.0f}x what training uses)")
+    print(f"{'data: training windows sampled, per s':<50}{data:>14,.0f}   ({data / ens:.0f}x what training uses)")
     for name, _ in named:
         p50, p99 = rows[f"step_b1_{name}_p50_ms"], rows[f"step_b1_{name}_p99_ms"]
-        print(f"{'step latency b=1, ' + name + ', p50 / p99 ms':<44}{p50:>7.3f} / {p99:.3f}")
+        print(f"{'step latency b=1, ' + name + ', p50 / p99 ms':<50}{p50:>7.3f} / {p99:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {args.out}")
