@@ -17,9 +17,10 @@ class DemoConfig:
     episodes: int = 1200
     """episodes to collect (coloured-noise pushes; 600 left the cup's falls too rare to learn where they begin)"""
     steps: int = 15000
-    """training steps of the ensemble, at most (with the soft prior a step takes about 16 ms at width 300 on
-    2 cores, so the 3.25-minute cap below ends training first, near 12,000 steps; without a prior, 18,000
-    steps took 3.4 minutes and 30,000 scored 0.934 / 0.949 / 0.892 at k = 1 / 10 / 50)"""
+    """training steps of the ensemble, at most (with the soft prior, 15,000 steps at width 300 took about
+    3.2 minutes on 2 cores from a fresh clone on 2026-12-03, and on a busier machine the cap below ends
+    training first: 13,187 steps in 3.5 minutes scored as well; without a prior, 30,000 steps scored 0.934 /
+    0.949 / 0.892 at k = 1 / 10 / 50)"""
     batch_size: int = 64
     """windows per member and step (one run each, skill at k = 1: 64 x 16,000 steps 0.908, 256 x 6,000 0.896)"""
     lr_end: float = 0.05

@@ -27,10 +27,14 @@ class CopyLastModel(WorldModel):
         o, _ = self.check_context(obs, actions)
         return State(obs=o[:, -1])
 
-    def step(self, state, action):
+    def _step_actions(self, state, action):
         a = self.check_actions(action, ndim=2)
         if a.shape[0] != state.batch_size:
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
+        return a
+
+    def step(self, state, action):
+        self._step_actions(state, action)
         return state, Prediction(obs=state["obs"].clone())
 
     def rollout(self, state, actions):
@@ -52,18 +56,16 @@ class MotionPriorModel(CopyLastModel):
         self.prior = motion_prior(WORLD_PRIORS[spec.world])
 
     def step(self, state, action):
-        a = self.check_actions(action, ndim=2)
-        if a.shape[0] != state.batch_size:
-            raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
+        a = self._step_actions(state, action)
         nxt = self.prior(state["obs"], a.to(state["obs"].dtype))
         return State(obs=nxt), Prediction(obs=nxt)
 
     def rollout(self, state, actions):
-        a = self.check_actions(actions, ndim=3)
-        out = []
+        a = self.check_actions(actions, ndim=3).to(state["obs"].dtype)
+        x, out = state["obs"], []
         for t in range(a.shape[1]):
-            state, pred = self.step(state, a[:, t])
-            out.append(pred.obs)
+            x = self.prior(x, a[:, t])
+            out.append(x)
         return Prediction(obs=torch.stack(out, 1))
 
 

@@ -9,7 +9,8 @@ heads, and an optional multi-step loss (train on the model's own open-loop predi
 `train_horizon` steps), beta-NLL (Seitzer et al., ICLR 2022) so that the mean still fits the hard
 samples (contacts) that plain NLL lets a model wave away with a large variance, and imagined states
 clamped to the training data's range widened by half of it, so one wild member cannot blow up a
-long rollout.
+long rollout. With a motion prior (`prior`, off by default) the output is a residual on the world's own
+rules instead of a delta on the state (residual physics).
 
 The prediction is the member mean; `obs_std` is the disagreement between members (epistemic
 uncertainty), and `members` holds each member's own prediction (what a safety filter counts).
@@ -52,9 +53,9 @@ class EnsembleConfig:
     obs_preproc): 'auto' (the world's own where it has one, stored as its name), 'none' or a set's name"""
 
     prior: str = "none"
-    """a motion prior (`wmkit.worlds.priors`): predict the next state as the world's free motion under the
-    action plus a learned residual, instead of a learned delta. 'auto' (the world's own, or 'none'),
-    'none' or a prior's name"""
+    """a motion prior (`wmkit.worlds.priors`): predict the next state as the prior's under the action plus a
+    learned residual (residual physics), instead of the state plus a learned delta. 'none', 'auto' (the
+    world's own, or 'none') or a prior's name"""
 
     # what a checkpoint saved before a field existed was trained with (see models/checkpoint.py)
     before_field_existed = {"features": "none", "prior": "none"}

@@ -211,13 +211,19 @@ FEATURE_SETS: dict[str, FeatureSet] = {s.name: s for s in (_TABLETOP_V1, _TABLET
 WORLD_FEATURES: dict[str, str] = {"Tabletop-v0": _TABLETOP_V3.name, "Tabletop-Memory-v0": _TABLETOP_V3.name}
 
 
+def resolve_choice(choice: str, world: str, known: dict, by_world: dict[str, str], what: str) -> str:
+    """What a model of `world` uses of `known` (feature sets, motion priors): 'auto' (the world's own in
+    `by_world`, or 'none'), 'none' or a name in `known`."""
+    if choice == "auto":
+        return by_world.get(world, "none")
+    if choice == "none" or choice in known:
+        return choice
+    raise WmkitError(f"unknown {what} {choice!r}; use auto, none or one of: {', '.join(known)}")
+
+
 def resolve_features(choice: str, world: str) -> str:
     """The feature set a model of `world` reads: 'auto' (the world's own, or 'none'), 'none' or a set's name."""
-    if choice == "auto":
-        return WORLD_FEATURES.get(world, "none")
-    if choice == "none" or choice in FEATURE_SETS:
-        return choice
-    raise WmkitError(f"unknown feature set {choice!r}; use auto, none or one of: {', '.join(FEATURE_SETS)}")
+    return resolve_choice(choice, world, FEATURE_SETS, WORLD_FEATURES, "feature set")
 
 
 def feature_set(name: str) -> FeatureSet | None:

@@ -200,11 +200,9 @@ WORLD_PRIORS: dict[str, str] = {"Tabletop-v0": _TABLETOP_SOFT_V1.name, "Tabletop
 
 def resolve_prior(choice: str, world: str) -> str:
     """The prior a model of `world` uses: 'auto' (the world's own, or 'none'), 'none' or a prior's name."""
-    if choice == "auto":
-        return WORLD_PRIORS.get(world, "none")
-    if choice == "none" or choice in PRIORS:
-        return choice
-    raise WmkitError(f"unknown motion prior {choice!r}; use auto, none or one of: {', '.join(PRIORS)}")
+    from wmkit.worlds.features import resolve_choice
+
+    return resolve_choice(choice, world, PRIORS, WORLD_PRIORS, "motion prior")
 
 
 def motion_prior(name: str, world: str | None = None) -> MotionPrior | None:
