@@ -3,9 +3,10 @@
 A learned model of a world whose bodies mostly move freely spends most of its capacity relearning that
 free motion (a spring-driven pusher is a linear map of its state and force; a sliding cup slows at a
 constant rate) and still gets it only roughly. Where a world can write its motion down (in closed form,
-or substep by substep as its simulator's rules go, contacts included), it names a prior here; a model that uses one predicts the next state as the prior's plus a learned
-residual (residual physics, as in Zeng et al.'s TossingBot, 2019, and Ajay et al., IROS 2018), so the
-network's capacity goes to what the prior leaves out: contacts, rail ends, falls. A prior reads the
+or substep by substep as its simulator's rules go, contacts included), it names a prior here. A model
+that uses one predicts the next state as the prior's plus a learned residual (residual physics, as in
+Zeng et al.'s TossingBot, 2019, and Ajay et al., IROS 2018), so the network's capacity goes to what the
+prior leaves out (Tabletop: falls and floor impacts). A prior reads the
 observation and the step's action only, with the world's nominal physics, never the simulator's hidden
 state, so the model is still a model of P(s' | s, a).
 
@@ -15,6 +16,7 @@ version gets a new name).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,13 +30,14 @@ class MotionPrior:
     name: str
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # obs [..., D], action [..., A] -> next obs [..., D]
     about: str
-    worlds: tuple[str, ...] = ("Tabletop-v0", "Tabletop-Memory-v0")
+    worlds: tuple[str, ...]
     """the worlds whose observations it reads"""
 
     def __call__(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.fn(obs, action)
 
 
+_TABLETOP_WORLDS = ("Tabletop-v0", "Tabletop-Memory-v0")  # the memory variant's observation adds one cue at the end
 _WEIGHTS: dict = {}
 
 
@@ -51,7 +54,6 @@ def _pusher_end_weights(device, dtype) -> torch.Tensor:
 
 
 def _tabletop_free_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    from wmkit.worlds.features import NOMINAL_SLIDE_DECEL
     from wmkit.worlds.tabletop import PUSHER_STRENGTH, Tabletop
 
     n, h = Tabletop.frame_skip, Tabletop.dt / Tabletop.frame_skip
@@ -59,10 +61,11 @@ def _tabletop_free_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     x, v, force = obs[..., 0:2], obs[..., 5:7], PUSHER_STRENGTH * action.clamp(-1.0, 1.0)
     pusher = w[0, 0] * x + w[0, 1] * v + w[0, 2] * force
     v_pusher = w[1, 0] * x + w[1, 1] * v + w[1, 2] * force
-    # the cup slides on, its slides' dry friction taking NOMINAL_SLIDE_DECEL * h off each axis's speed
+    # the cup slides on, its slides' dry friction taking (friction / mass) * h off each axis's speed
     # every substep until that axis stops; its position moves by the speed after each substep
     cup, v_cup = obs[..., 2:4], obs[..., 7:9]
-    speed, loss = v_cup.abs(), NOMINAL_SLIDE_DECEL * h
+    mass, friction = _nominal_cup()
+    speed, loss = v_cup.abs(), friction / mass * h
     moving = torch.floor(speed / loss).clamp(max=n)  # substeps that end with the axis still moving
     travel = h * (moving * speed - loss * moving * (moving + 1) / 2)
     cup = cup + torch.sign(v_cup) * travel
@@ -75,7 +78,7 @@ def _tabletop_free_v1(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
 _TABLETOP_FREE_V1 = MotionPrior(
     "tabletop-free-v1", _tabletop_free_v1,
     "the pusher on its spring and damper under the action, the cup sliding on against its dry friction, "
-    "as if they did not touch (exact off the rail ends at the nominal physics)")
+    "as if they did not touch (exact off the rail ends at the nominal physics)", _TABLETOP_WORLDS)
 
 # MuJoCo's soft constraints (its documentation, Computation: Soft constraints): a constraint at distance r
 # (< 0: violated) whose distance changes at speed v asks for the acceleration aref = -b v - k d(r) r along
@@ -89,6 +92,7 @@ _PUSHER_Z, _HEIGHTS = 0.445, 0.075  # m: the pusher's centre height, its half-he
 _SWEEPS = 2  # projected Gauss-Seidel sweeps over the coupled constraints per substep
 
 
+@functools.cache
 def _nominal_cup() -> tuple[float, float]:
     """The cup's mass (kg) and its slides' dry friction (N) at Tabletop's default physics, as tabletop.py
     sets the frictionloss: the mean of the two friction coefficients times the cup's weight."""
@@ -192,7 +196,7 @@ _TABLETOP_SOFT_V1 = MotionPrior(
     "tabletop-soft-v1", _tabletop_soft_v1,
     "tabletop-free-v1 with what MuJoCo does when they touch, at the nominal physics: the pusher's soft "
     "contact with the cup, the cup's dry friction and the pusher's rail ends, as MuJoCo's soft "
-    "constraints, solved together substep by substep; the cup's height is left to the model")
+    "constraints, solved together substep by substep; the cup's height is left to the model", _TABLETOP_WORLDS)
 
 PRIORS: dict[str, MotionPrior] = {p.name: p for p in (_TABLETOP_FREE_V1, _TABLETOP_SOFT_V1)}
 WORLD_PRIORS: dict[str, str] = {"Tabletop-v0": _TABLETOP_SOFT_V1.name, "Tabletop-Memory-v0": _TABLETOP_SOFT_V1.name}
