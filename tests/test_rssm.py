@@ -75,3 +75,34 @@ def test_decoding_changes_makes_one_step_predictions_precise(tabletop_data, tmp_
               model_config={**SMALL, "decode_delta": delta}, progress=False)
         skill[delta] = evaluate_accuracy(load_model(run), data, horizons=(1,)).skill[0]
     assert skill[True] > skill[False] + 0.2, skill
+
+
+def test_a_prior_rssm_decodes_a_residual_on_the_prior(tmp_path):
+    """With a motion prior the decoded change is added to the prior's next state: a decoder that outputs
+    zero predicts the prior exactly, the world's feature set is read beside the state, the prior's name
+    survives a save and load, and a prior where nothing can use it is refused."""
+    from wmkit.models.checkpoint import save_model
+    from wmkit.worlds.priors import motion_prior
+
+    spec = reference_model("copy-last", "Tabletop-v0").spec
+    model = make_model("rssm", spec, **SMALL, prior="auto").eval()
+    assert (model.config.prior, model.config.features) == ("tabletop-soft-v1", "tabletop-contact-v3")
+    wmkit.check_world_model(model)
+    torch.nn.init.zeros_(model.decoder[-1].weight)
+    torch.nn.init.zeros_(model.decoder[-1].bias)
+    obs = torch.tensor([[0.1, -0.05, 0.0, 0.15, 0.47, 0.3, -0.2, 0.2, -0.1, 0.0]])
+    action = torch.tensor([[0.5, -1.0]])
+    with torch.no_grad():
+        step = model.step(model.observe(obs[:, None], torch.zeros(1, 0, 2)), action)[1].obs
+    assert torch.allclose(step, motion_prior("tabletop-soft-v1")(obs, action), atol=1e-6)
+    assert not torch.allclose(step, obs + model.delta_mean, atol=1e-3)  # the prior moved it
+    save_model(model, tmp_path)
+    assert load_model(tmp_path).config.prior == "tabletop-soft-v1"
+    plain = make_model("rssm", spec, **SMALL, features="none")
+    assert plain.img_in[0].in_features == model.img_in[0].in_features - model.features.dim
+    with pytest.raises(WmkitError, match="prior='tabletop-soft-v1' needs state inputs with decode_delta"):
+        make_model("rssm", spec, **SMALL, prior="tabletop-soft-v1", decode_delta=False)
+    with pytest.raises(WmkitError, match="needs state inputs"):
+        make_model("rssm", spec.with_(frame_size=32, frame_camera="top"), inputs="frames", prior="auto")
+    with pytest.raises(WmkitError, match="reads observations of Tabletop-v0.*not Pendulum-v1"):
+        make_model("rssm", reference_model("copy-last", "Pendulum-v1").spec, prior="tabletop-soft-v1")

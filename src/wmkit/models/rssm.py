@@ -15,7 +15,10 @@ Two kinds of input (`inputs`):
   (`feed_obs`): through the quantised z alone the exact state never reaches the dynamics, and a
   one-step prediction needs it. Besides the DreamerV3 losses it trains on its own open-loop
   imagination (`imagine_weight`): from each window's first state the prior imagines the rest of the
-  window (modes, straight-through) and the decoded states are scored against the truth.
+  window (modes, straight-through) and the decoded states are scored against the truth. As in the
+  ensemble, the recurrence's input also reads the world's feature set (`features`, 'auto' by default),
+  and with a motion prior (`prior`, off by default) the decoded change is a residual on the prior's
+  next state under the action rather than on the last state.
 - `frames` (pixels only): DreamerV3's convolutional encoder and decoder (`frames.py`, flat latents)
   on each frame, `context` frames observed (4 by default); the decoder reconstructs every frame from
   [h_t, z_t], and with `frame_residual` an imagined frame is the last real frame plus the decoded change
@@ -28,7 +31,7 @@ categorical (deterministic); training samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +41,8 @@ from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 from wmkit.models.frames import (FrameDecoder, FrameEncoder, as_unit_frames, moving_pixels, paint_residual,
                                  weighted_mse)
+from wmkit.worlds.features import feature_set, resolve_features
+from wmkit.worlds.priors import motion_prior, resolve_prior
 
 
 @dataclass
@@ -78,6 +83,15 @@ class RSSMConfig:
     """extra weight of pixels that change, in the frame loss (inputs="frames")"""
     frame_residual: bool = True
     """paint each imagined frame as the last real frame plus the decoded change (inputs="frames")"""
+    features: str = "auto"
+    """state inputs: the world's feature set (`wmkit.worlds.features`) read beside the state by the
+    recurrence's input; 'auto' (the world's own, or none), 'none' or a set's name"""
+    prior: str = "none"
+    """state inputs: a motion prior (`wmkit.worlds.priors`); the decoded change is then added to the prior's
+    next state under the action instead of to the last state (residual physics, as in the ensemble);
+    'none', 'auto' (the world's own) or a prior's name"""
+
+    before_field_existed = {"features": "none", "prior": "none"}
 
     def __post_init__(self):
         check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len",
@@ -88,6 +102,9 @@ class RSSMConfig:
             raise WmkitError(f"rssm config: unimix={self.unimix!r} must be in [0, 1)")
         if self.inputs not in ("state", "frames"):
             raise WmkitError(f"rssm config: inputs={self.inputs!r} must be 'state' or 'frames'")
+        if self.prior != "none" and (self.inputs == "frames" or not self.decode_delta):
+            raise WmkitError(f"rssm config: prior={self.prior!r} needs state inputs with decode_delta=True "
+                             f"(the prior's next state is what the decoded change is added to); use prior=none")
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +149,11 @@ class RSSMModel(WorldModel):
             spec = spec.with_(decodes=("state",), frame_size=None, frame_camera=None, context=1)
         spec = spec.with_(latent_dim=config.deter + config.groups * config.classes,
                           predicts=("reward", "termination"))
+        config = replace(config, features="none" if pixels else resolve_features(config.features, spec.world),
+                         prior=resolve_prior(config.prior, spec.world))
         super().__init__(spec, config)
+        self.features = feature_set(config.features)
+        self.prior = motion_prior(config.prior, spec.world)
         D, A, c = spec.obs_dim, spec.action_dim, config
         Z = c.groups * c.classes
         self.pixels = pixels
@@ -143,8 +164,9 @@ class RSSMModel(WorldModel):
         else:
             self.encoder = _mlp(D, c.hidden, c.hidden)
             self.decoder = _mlp(c.deter + Z, c.hidden, D)
-        self.img_in = nn.Sequential(nn.Linear(Z + A + (D if self._feeds else 0), c.hidden), nn.LayerNorm(c.hidden),
-                                    nn.SiLU())
+        F_dim = self.features.dim if self.features is not None and self._feeds else 0
+        self.img_in = nn.Sequential(nn.Linear(Z + A + (D + F_dim if self._feeds else 0), c.hidden),
+                                    nn.LayerNorm(c.hidden), nn.SiLU())
         self.gru = nn.GRUCell(c.hidden, c.deter)
         self.prior_net = _mlp(c.deter, c.hidden, Z, layers=1)
         self.post_net = _mlp(c.deter + c.hidden, c.hidden, Z, layers=1)
@@ -204,18 +226,26 @@ class RSSMModel(WorldModel):
         parts = [z, (a - self.act_mean) / self.act_std]
         if self._feeds:
             parts.append(symlog(self._norm_obs(obs)))
+            if self.features is not None:
+                parts.append(self.features(obs, a))
         return self.gru(self.img_in(torch.cat(parts, -1)), h)
 
-    def _decode_state(self, feat, last_obs):
-        """The state vector decoded from [h, z]; `last_obs` is the state the decoded change is added to
-        (state inputs with `decode_delta`)."""
-        out = self.decoder(feat)
-        return last_obs + out * self.delta_std + self.delta_mean if self._deltas else out * self.obs_std + self.obs_mean
+    def _base(self, last_obs, action):
+        """What the decoded (normalised) change is added to: the prior's next state, or the last state plus
+        the data's mean change (state inputs with `decode_delta`)."""
+        return self.prior(last_obs, action) if self.prior is not None else last_obs + self.delta_mean
 
-    def _heads(self, h, z, last_obs):
+    def _decode_state(self, feat, last_obs, action):
+        """The state vector decoded from [h, z]; with `decode_delta` the change is added to `_base` of
+        `last_obs` and the step's `action`."""
+        out = self.decoder(feat)
+        return self._base(last_obs, action) + out * self.delta_std if self._deltas else \
+            out * self.obs_std + self.obs_mean
+
+    def _heads(self, h, z, last_obs, action):
         """Decoded state vector, reward and continue logit from [h, z]."""
         feat = torch.cat([h, z], -1)
-        return (self._decode_state(feat, last_obs), self.reward_head(feat)[..., 0] * self.reward_scale,
+        return (self._decode_state(feat, last_obs, action), self.reward_head(feat)[..., 0] * self.reward_scale,
                 self.cont_head(feat)[..., 0])
 
     # ---- verbs ---------------------------------------------------------------------------------
@@ -243,7 +273,7 @@ class RSSMModel(WorldModel):
             raise WmkitError(f"action batch {a.shape[0]} does not match state batch {state.batch_size}")
         h = self._img_step(state["h"], state["z"], a, None if self.pixels else state["obs"])
         z = self._mode(self.prior_net(h))
-        obs, reward, cont = self._heads(h, z, None if self.pixels else state["obs"])
+        obs, reward, cont = self._heads(h, z, None if self.pixels else state["obs"], a)
         pred = Prediction(obs=obs, reward=reward, terminated=1 - torch.sigmoid(cont))
         if not self.pixels:
             return State(h=h, z=z, obs=obs), pred
@@ -287,7 +317,7 @@ class RSSMModel(WorldModel):
             metrics["probe_mse"] = probe.item()
             recon = recon + probe
         elif self._deltas:  # the change from the last observation (nothing to change from at t = 0)
-            target = (obs[:, 1:] - obs[:, :-1] - self.delta_mean) / self.delta_std
+            target = (obs[:, 1:] - self._base(obs[:, :-1], act)) / self.delta_std
             recon = (self.decoder(feat) - target).pow(2).sum(-1).mean()
         else:
             recon = (self.decoder(feat_all) - self._norm_obs(obs)).pow(2).sum(-1).mean()
@@ -314,7 +344,7 @@ class RSSMModel(WorldModel):
         for t in range(act.shape[1]):
             h = self._img_step(h, z, act[:, t], cur)
             z = self._mode(self.prior_net(h), straight_through=True)
-            cur = self._decode_state(torch.cat([h, z], -1), cur)
+            cur = self._decode_state(torch.cat([h, z], -1), cur, act[:, t])
             err = err + ((cur - obs[:, t + 1]) / self.obs_std).pow(2).sum(-1).mean()
         return err / act.shape[1]
 
