@@ -164,8 +164,8 @@ class RSSMModel(WorldModel):
         else:
             self.encoder = _mlp(D, c.hidden, c.hidden)
             self.decoder = _mlp(c.deter + Z, c.hidden, D)
-        F_dim = self.features.dim if self.features is not None and self._feeds else 0
-        self.img_in = nn.Sequential(nn.Linear(Z + A + (D + F_dim if self._feeds else 0), c.hidden),
+        n_features = self.features.dim if self.features is not None and self._feeds else 0
+        self.img_in = nn.Sequential(nn.Linear(Z + A + (D + n_features if self._feeds else 0), c.hidden),
                                     nn.LayerNorm(c.hidden), nn.SiLU())
         self.gru = nn.GRUCell(c.hidden, c.deter)
         self.prior_net = _mlp(c.deter, c.hidden, Z, layers=1)
