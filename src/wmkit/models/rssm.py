@@ -84,8 +84,8 @@ class RSSMConfig:
     frame_residual: bool = True
     """paint each imagined frame as the last real frame plus the decoded change (inputs="frames")"""
     features: str = "auto"
-    """state inputs: the world's feature set (`wmkit.worlds.features`) read beside the state by the
-    recurrence's input; 'auto' (the world's own, or none), 'none' or a set's name"""
+    """state inputs with `feed_obs`: the world's feature set (`wmkit.worlds.features`) read beside the state
+    by the recurrence's input; 'auto' (the world's own, or none), 'none' or a set's name"""
     prior: str = "none"
     """state inputs: a motion prior (`wmkit.worlds.priors`); the decoded change is then added to the prior's
     next state under the action instead of to the last state (residual physics, as in the ensemble);
@@ -149,7 +149,8 @@ class RSSMModel(WorldModel):
             spec = spec.with_(decodes=("state",), frame_size=None, frame_camera=None, context=1)
         spec = spec.with_(latent_dim=config.deter + config.groups * config.classes,
                           predicts=("reward", "termination"))
-        config = replace(config, features="none" if pixels else resolve_features(config.features, spec.world),
+        reads_state = config.feed_obs and not pixels  # only the recurrence's state input reads features
+        config = replace(config, features=resolve_features(config.features, spec.world) if reads_state else "none",
                          prior=resolve_prior(config.prior, spec.world))
         super().__init__(spec, config)
         self.features = feature_set(config.features)
@@ -164,7 +165,7 @@ class RSSMModel(WorldModel):
         else:
             self.encoder = _mlp(D, c.hidden, c.hidden)
             self.decoder = _mlp(c.deter + Z, c.hidden, D)
-        n_features = self.features.dim if self.features is not None and self._feeds else 0
+        n_features = self.features.dim if self.features is not None else 0
         self.img_in = nn.Sequential(nn.Linear(Z + A + (D + n_features if self._feeds else 0), c.hidden),
                                     nn.LayerNorm(c.hidden), nn.SiLU())
         self.gru = nn.GRUCell(c.hidden, c.deter)
