@@ -45,7 +45,8 @@ def test_training_cuts_its_error(tabletop_data, tmp_path):
     assert errors[300] < 0.8 * errors[1], errors
 
 
-@pytest.mark.parametrize("field, value", [("deter", 0), ("unimix", 1.0), ("free_bits", -1.0), ("seq_len", 2.5)])
+@pytest.mark.parametrize("field, value", [("deter", 0), ("unimix", 1.0), ("free_bits", -1.0), ("seq_len", 2.5),
+                                          ("imagine_horizon", 33), ("imagine_horizon", 2.5)])
 def test_bad_config_is_named(field, value):
     with pytest.raises(WmkitError, match=field):
         make_model("rssm", reference_model("copy-last", "Tabletop-v0").spec, **{field: value})
@@ -106,3 +107,36 @@ def test_a_prior_rssm_decodes_a_residual_on_the_prior(tmp_path):
         make_model("rssm", spec.with_(frame_size=32, frame_camera="top"), inputs="frames", prior="auto")
     with pytest.raises(WmkitError, match="reads observations of Tabletop-v0.*not Pendulum-v1"):
         make_model("rssm", reference_model("copy-last", "Pendulum-v1").spec, prior="tabletop-soft-v1")
+
+
+def test_a_short_open_loop_imagines_from_every_step(tabletop_data):
+    """imagine_horizon=K scores K imagined steps from each step of the window that has K steps after it,
+    each start paired with its own states and actions; K = seq_len is the whole window from its first step."""
+    data = wmkit.load_dataset(tabletop_data)
+    spec = reference_model("copy-last", "Tabletop-v0").spec
+    batch = data.windows(0, SMALL["seq_len"], "train").sample(3, torch.Generator().manual_seed(0))
+    model = make_model("rssm", spec, **SMALL, imagine_horizon=3)
+    model.set_normalizer(data.stats("train"))
+    seen = {}
+    imagine = model._imagine_loss
+
+    def spy(h, z, obs, act):
+        seen.update(h=h, obs=obs, act=act)
+        return imagine(h, z, obs, act)
+
+    model._imagine_loss = spy
+    model.loss(batch)
+    starts = SMALL["seq_len"] - 3 + 1
+    assert seen["h"].shape[0] == seen["obs"].shape[0] == seen["act"].shape[0] == 3 * starts
+    for b, s in ((0, 0), (1, 2), (2, starts - 1)):
+        assert torch.equal(seen["obs"][b * starts + s], batch.obs[b, s:s + 4])
+        assert torch.equal(seen["act"][b * starts + s], batch.actions[b, s:s + 3])
+    assert not torch.equal(seen["h"][0], seen["h"][1])  # the second start carries the filtered past
+    losses = []
+    for horizon in (0, SMALL["seq_len"]):
+        torch.manual_seed(1)
+        whole = make_model("rssm", spec, **SMALL, imagine_horizon=horizon)
+        whole.set_normalizer(data.stats("train"))
+        torch.manual_seed(2)
+        losses.append(whole.loss(batch)[1]["imagined_mse"])
+    assert losses[0] == losses[1]

@@ -15,7 +15,8 @@ Two kinds of input (`inputs`):
   (`feed_obs`): through the quantised z alone the exact state never reaches the dynamics, and a
   one-step prediction needs it. Besides the DreamerV3 losses it trains on its own open-loop
   imagination (`imagine_weight`): from each window's first state the prior imagines the rest of the
-  window (modes, straight-through) and the decoded states are scored against the truth. As in the
+  window (modes, straight-through) and the decoded states are scored against the truth; or, with
+  `imagine_horizon` K, K steps from every step of the window at once (K sequential steps). As in the
   ensemble, the recurrence's input also reads the world's feature set (`features`, 'auto' by default),
   and with a motion prior (`prior`, off by default) the decoded change is a residual on the prior's
   next state under the action rather than on the last state.
@@ -73,6 +74,10 @@ class RSSMConfig:
     """weight of the open-loop loss: from the window's first state, the prior imagines the rest of the
     window (mode of each categorical, straight-through gradients) and the decoded states are scored
     against the truth, which is what `rollout` is asked to do (state inputs)"""
+    imagine_horizon: int = 0
+    """steps the open-loop loss imagines: 0, the rest of the window from its first step; K > 0, K steps from
+    every step of the teacher-forced pass that has K steps after it (the filtered h and z there), all starts
+    in one batch: K sequential steps instead of seq_len, and each start's h already carries its past"""
     inputs: str = "state"
     """what the model reads: "state" (state vectors) or "frames" (pixels only)"""
     channels: int = 16
@@ -91,7 +96,7 @@ class RSSMConfig:
     next state under the action instead of to the last state (residual physics, as in the ensemble);
     'none', 'auto' (the world's own) or a prior's name"""
 
-    before_field_existed = {"features": "none", "prior": "none"}
+    before_field_existed = {"features": "none", "prior": "none", "imagine_horizon": 0}
 
     def __post_init__(self):
         check_fields(self, "rssm config", positive_ints=("deter", "groups", "classes", "hidden", "seq_len",
@@ -102,6 +107,10 @@ class RSSMConfig:
             raise WmkitError(f"rssm config: unimix={self.unimix!r} must be in [0, 1)")
         if self.inputs not in ("state", "frames"):
             raise WmkitError(f"rssm config: inputs={self.inputs!r} must be 'state' or 'frames'")
+        if not isinstance(self.imagine_horizon, int) or isinstance(self.imagine_horizon, bool) or \
+                not 0 <= self.imagine_horizon <= self.seq_len:
+            raise WmkitError(f"rssm config: imagine_horizon={self.imagine_horizon!r} must be a whole number of steps "
+                             f"from 0 (the whole window) to seq_len={self.seq_len}")
         if self.prior != "none" and (self.inputs == "frames" or not self.decode_delta):
             raise WmkitError(f"rssm config: prior={self.prior!r} needs state inputs with decode_delta=True "
                              f"(the prior's next state is what the decoded change is added to); use prior=none")
@@ -324,7 +333,13 @@ class RSSMModel(WorldModel):
             recon = (self.decoder(feat_all) - self._norm_obs(obs)).pow(2).sum(-1).mean()
         imagined = 0.0
         if not self.pixels and c.imagine_weight:
-            imagined = self._imagine_loss(feats_h[0], feats_z[0], obs, act)
+            K = c.imagine_horizon or L
+            starts = L - K + 1  # every step with K steps after it (only the first when K = L)
+            h0 = torch.stack(feats_h[:starts], 1).flatten(0, 1)
+            z0 = torch.stack(feats_z[:starts], 1).flatten(0, 1)
+            seg_obs = obs.unfold(1, K + 1, 1).transpose(-1, -2).flatten(0, 1)  # [B * starts, K + 1, D]
+            seg_act = act[:, :L].unfold(1, K, 1)[:, :starts].transpose(-1, -2).flatten(0, 1)
+            imagined = self._imagine_loss(h0, z0, seg_obs, seg_act)
             metrics["imagined_mse"] = imagined.item()
         reward = self.reward_head(feat)[..., 0]
         rew_loss = F.mse_loss(reward, batch.rewards / self.reward_scale)
