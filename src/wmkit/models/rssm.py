@@ -338,7 +338,7 @@ class RSSMModel(WorldModel):
             h0 = torch.stack(feats_h[:starts], 1).flatten(0, 1)
             z0 = torch.stack(feats_z[:starts], 1).flatten(0, 1)
             seg_obs = obs.unfold(1, K + 1, 1).transpose(-1, -2).flatten(0, 1)  # [B * starts, K + 1, D]
-            seg_act = act[:, :L].unfold(1, K, 1)[:, :starts].transpose(-1, -2).flatten(0, 1)
+            seg_act = act.unfold(1, K, 1).transpose(-1, -2).flatten(0, 1)  # [B * starts, K, A]
             imagined = self._imagine_loss(h0, z0, seg_obs, seg_act)
             metrics["imagined_mse"] = imagined.item()
         reward = self.reward_head(feat)[..., 0]
