@@ -71,7 +71,7 @@ def imagine_rate(model, dataset, batch, horizon=25) -> float:
     return batch * horizon / (time.perf_counter() - t0)
 
 
-def check_family(root, data, family, frames, steps, device) -> dict:
+def check_family(root, data, dataset, family, frames, steps, device) -> dict:
     name = f"{family}{' (pixels)' if frames else ''}"
     row = {"family": name}
     try:
@@ -81,7 +81,6 @@ def check_family(root, data, family, frames, steps, device) -> dict:
         on_cpu = load_model(root / f"{family}{frames}_cuda", device="cpu")
         check_world_model(on_cuda)
         row["contract_on_cuda"] = "kept"
-        dataset = load_dataset(data, frames=frames)
         a = evaluate_accuracy(on_cuda, dataset, windows=256)
         b = evaluate_accuracy(on_cpu, dataset, windows=256)
         row["horizons"] = a.horizons
@@ -107,6 +106,7 @@ def run_checks(root: Path, args) -> tuple[list[dict], str]:
         rendered = False
         collect("Tabletop-v0", args.episodes, data, progress=False)
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else args.device
+    datasets = {False: load_dataset(data), True: load_dataset(data, frames=True) if rendered else None}
     rows = []
     for family, frames in FAMILIES:
         if f"{family}{'-pixels' if frames else ''}" not in args.families:
@@ -114,7 +114,7 @@ def run_checks(root: Path, args) -> tuple[list[dict], str]:
         if frames and not rendered:
             rows.append({"family": f"{family} (pixels)", "error": "skipped: no frames (rendering failed)"})
             continue
-        rows.append(check_family(root, data, family, frames, args.pixel_steps if frames else args.steps, args.device))
+        rows.append(check_family(root, data, datasets[frames], family, frames, args.pixel_steps if frames else args.steps, args.device))
         print(json.dumps(rows[-1]), flush=True)
     return rows, name
 

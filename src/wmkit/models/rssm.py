@@ -335,8 +335,7 @@ class RSSMModel(WorldModel):
         if not self.pixels and c.imagine_weight:
             K = c.imagine_horizon or L
             starts = L - K + 1  # every step with K steps after it (only the first when K = L)
-            h0 = torch.stack(feats_h[:starts], 1).flatten(0, 1)
-            z0 = torch.stack(feats_z[:starts], 1).flatten(0, 1)
+            h0, z0 = feat_all[:, :starts].flatten(0, 1).split([c.deter, feat_all.shape[-1] - c.deter], -1)
             seg_obs = obs.unfold(1, K + 1, 1).transpose(-1, -2).flatten(0, 1)  # [B * starts, K + 1, D]
             seg_act = act.unfold(1, K, 1).transpose(-1, -2).flatten(0, 1)  # [B * starts, K, A]
             imagined = self._imagine_loss(h0, z0, seg_obs, seg_act)
@@ -355,7 +354,8 @@ class RSSMModel(WorldModel):
 
     def _imagine_loss(self, h, z, obs, act):
         """Mean squared error (normalised, summed over dimensions) of the states imagined open loop from
-        the window's first step, as `rollout` does it, with straight-through gradients through the modes."""
+        each segment's first step (h, z there; obs [N, K+1, D], act [N, K, A]), as `rollout` does it, with
+        straight-through gradients through the modes."""
         cur, err = obs[:, 0], 0.0
         for t in range(act.shape[1]):
             h = self._img_step(h, z, act[:, t], cur)
