@@ -3,16 +3,23 @@ side by side in one run, return against environment steps.
 
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
-        [--max-episode-steps N] [--preset tiny] [--terminal-value] [--known-task]
+        [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--terminal-value] [--known-task]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
-defaults, one torch thread) for `--sac-steps`. A method's return at N steps is the mean return of
-its last 3 episodes that finished by N (its learning curve, not a separate evaluation). The table
-gives, per world, mean and spread over seeds of: a random policy, wmkit at its budget, SAC at
-wmkit's budget, and SAC at its own budget; the issue's target is wmkit at 5k steps reaching SAC's
-return at 50k. `--oracle-episodes N` adds the same planner over the true simulator (the planning
-gap: learned-model return relative to the simulator's, both over random); `--terminal-value` has the
+defaults, one torch thread) for `--sac-steps`. Each method's return at N steps is read two ways:
+'episodes', the mean return of its last training episodes that finished by N (3 for wmkit, 10 for
+SAC: its learning curve), and 'evaluated', the mean return of `--eval-episodes` episodes of the agent
+as it stands at N steps (SAC's deterministic policy; wmkit's last planner over its last model, or
+the actor without exploring), never trained on, from the same starts for both methods: the field's
+usual protocol (SB3's EvalCallback, TD-MPC2's and DreamerV3's evaluation episodes). The learning
+curve alone misreads long episodes: InvertedPendulum's 1,000-step episode that ends 60 steps past
+the budget does not count, so the three read are the ones before it. The table gives, per world,
+mean and spread over seeds of: a random policy, wmkit at its budget, SAC at wmkit's budget, and SAC
+at its own budget; the issue's target is wmkit at 5k steps reaching SAC's return at 50k, read from
+the evaluations (from the learning curves with `--eval-episodes 0`). `--oracle-episodes N` adds the same planner over the true simulator (the planning
+gap: learned-model return relative to the simulator's, both over random; with evaluations, from the
+starts of the first N evaluation episodes); `--terminal-value` has the
 planner add a critic learned in imagination at the end of each plan (AgentConfig.terminal_value);
 `--known-task` has it score plans by the world's own reward function of the observation (Reacher,
 InvertedPendulum: World.known_task) instead of the model's reward head;
@@ -44,40 +51,70 @@ def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> floa
 
 
 def run_wmkit(world: str, steps: int, seed: int, planner: str, max_steps: int | None = None,
-              preset: str = "tiny", terminal_value: bool = False, known_task: bool = False) -> tuple[list, float]:
+              preset: str = "tiny", terminal_value: bool = False, known_task: bool = False,
+              eval_episodes: int = 0) -> tuple[list, list, float]:
+    """(learning curve [(env steps, return)], evaluation returns of the agent at `steps`, seconds)."""
     from wmkit.control.dyna import AgentConfig, run_agent
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed, max_episode_steps=max_steps,
-                                     model_preset=preset, terminal_value=terminal_value, known_task=known_task),
+                                     model_preset=preset, terminal_value=terminal_value, known_task=known_task,
+                                     eval_episodes=eval_episodes),
                          Path(tmp) / "agent",
                          say=lambda *_: None)
-    return [(r["env_steps"], r["return"]) for r in rows], time.perf_counter() - t0
+    curve = [(r["env_steps"], r["return"]) for r in rows if not r["eval"]]
+    return curve, [r["return"] for r in rows if r["eval"]], time.perf_counter() - t0
 
 
-def run_sac(world: str, steps: int, seed: int, max_steps: int | None = None) -> tuple[list, float]:
+def evaluation_starts(seed: int, episodes: int) -> list[int]:
+    """The reset seeds of the agent's evaluation episodes (`collect`'s seeding under the Dyna loop's offset),
+    so that SAC is evaluated from the very same starts."""
+    from wmkit.control.dyna import EVAL_SEED_OFFSET
+    from wmkit.data.collect import episode_seed
+
+    return [episode_seed(seed + EVAL_SEED_OFFSET, i) for i in range(episodes)]
+
+
+def run_sac(world: str, steps: int, seed: int, max_steps: int | None = None, eval_at: tuple[int, ...] = (),
+            eval_episodes: int = 0) -> tuple[list, dict, float]:
+    """(learning curve, {step: evaluation returns of the deterministic policy at that step}, seconds)."""
     import wmkit
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
-    curve = []
+    curve, evals = [], {}
+    starts = evaluation_starts(seed, eval_episodes)
+
+    def evaluate(model) -> list[float]:
+        env, out = wmkit.make(world, max_episode_steps=max_steps), []
+        for start in starts:
+            obs, _ = env.reset(seed=start)
+            ret, done = 0.0, False
+            while not done:
+                obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
+                ret, done = ret + float(r), term or trunc
+            out.append(ret)
+        env.close()
+        return out
 
     class Record(BaseCallback):
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", []):
                 if "episode" in info:
                     curve.append((self.num_timesteps, float(info["episode"]["r"])))
+            if starts and self.num_timesteps in eval_at:
+                evals[self.num_timesteps] = evaluate(self.model)
             return True
 
     if steps == 0:
-        return [], 0.0
+        return [], {}, 0.0
     env = Monitor(wmkit.make(world, max_episode_steps=max_steps))
     t0 = time.perf_counter()
     SAC("MlpPolicy", env, seed=seed, verbose=0).learn(steps, callback=Record())
     env.close()
-    return curve, time.perf_counter() - t0
+    return curve, evals, time.perf_counter() - t0
 
 
 def random_return(world: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
@@ -95,8 +132,12 @@ def random_return(world: str, episodes: int, seed: int, max_steps: int | None = 
     return float(np.mean(total))
 
 
-def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
-    """The agent's planner with the true simulator as its model, from the same kind of starts."""
+def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps: int | None = None,
+                  same_starts: bool = False) -> float:
+    """The agent's planner with the true simulator as its model, from the same kind of starts (with
+    `same_starts`, from the very starts of the agent's first evaluation episodes)."""
+    from wmkit.control.dyna import EVAL_SEED_OFFSET
+
     import wmkit
     from wmkit.control.dyna import PlannerPolicy
     from wmkit.data.collect import collect
@@ -106,8 +147,8 @@ def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps:
     policy = PlannerPolicy(wmkit.make_planner(planner, reference_model("oracle", world), horizon=15, samples=200,
                                               iterations=4, seed=seed))
     with tempfile.TemporaryDirectory() as tmp:
-        collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + 100, max_steps=max_steps, progress=False,
-                stats=stats)
+        collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + (EVAL_SEED_OFFSET if same_starts else 100),
+                max_steps=max_steps, progress=False, stats=stats)
     return float(np.mean([s["return"] for s in stats]))
 
 
@@ -124,6 +165,8 @@ def main() -> None:
     ap.add_argument("--sac-steps", type=int, default=50000)
     ap.add_argument("--planner", default="cem")
     ap.add_argument("--oracle-episodes", type=int, default=0)
+    ap.add_argument("--eval-episodes", type=int, default=5,
+                    help="evaluation episodes of each agent as it stands at each budget (0: learning curves only)")
     ap.add_argument("--max-episode-steps", type=int, default=None, help="cap episodes (e.g. 200 for HalfCheetah)")
     ap.add_argument("--preset", default="tiny", help="the agent's ensemble preset")
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
@@ -131,49 +174,67 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows = []
+    rows, nan = [], float("nan")
     for world in args.worlds:
         per_seed = []
         for seed in args.seeds:
             cap = args.max_episode_steps
-            wm_curve, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner, cap, args.preset,
-                                       args.terminal_value, args.known_task)
-            sac_curve, sac_s = run_sac(world, args.sac_steps, seed, cap)
+            wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner, cap, args.preset,
+                                                args.terminal_value, args.known_task, args.eval_episodes)
+            sac_curve, sac_eval, sac_s = run_sac(world, args.sac_steps, seed, cap, (args.wmkit_steps, args.sac_steps),
+                                                 args.eval_episodes)
+            mean = lambda v: float(np.mean(v)) if v else nan  # noqa: E731
             per_seed.append({
                 "seed": seed, "random": random_return(world, 5, seed, cap),
                 "wmkit": return_at(wm_curve, args.wmkit_steps), "sac_at_wmkit_steps": return_at(sac_curve, args.wmkit_steps),
                 "sac": return_at(sac_curve, args.sac_steps, last=10),
-                "oracle": (oracle_return(world, args.planner, args.oracle_episodes, seed, cap)
+                "wmkit_eval": mean(wm_eval), "sac_eval_at_wmkit_steps": mean(sac_eval.get(args.wmkit_steps)),
+                "sac_eval": mean(sac_eval.get(args.sac_steps)),
+                "oracle": (oracle_return(world, args.planner, args.oracle_episodes, seed, cap, args.eval_episodes > 0)
                            if args.oracle_episodes else None),
                 "wmkit_seconds": round(wm_s, 1), "sac_seconds": round(sac_s, 1),
-                "wmkit_curve": wm_curve, "sac_curve": sac_curve})
-            print(f"{world} seed {seed}: wmkit {per_seed[-1]['wmkit']:.1f} at {args.wmkit_steps} steps ({wm_s:.0f} s), "
-                  f"SAC {per_seed[-1]['sac']:.1f} at {args.sac_steps} ({sac_s:.0f} s)", flush=True)
+                "wmkit_curve": wm_curve, "sac_curve": sac_curve,
+                "wmkit_eval_returns": wm_eval, "sac_eval_returns": {str(k): v for k, v in sac_eval.items()}})
+            last = per_seed[-1]
+            print(f"{world} seed {seed}: wmkit {last['wmkit']:.1f} (evaluated {last['wmkit_eval']:.1f}) at "
+                  f"{args.wmkit_steps} steps ({wm_s:.0f} s), SAC {last['sac']:.1f} (evaluated {last['sac_eval']:.1f}) "
+                  f"at {args.sac_steps} ({sac_s:.0f} s)", flush=True)
             write(args, [*rows, summarise(world, per_seed, args)], complete=False)  # a long run keeps what it has
         rows.append(summarise(world, per_seed, args))
     write(args, rows, complete=True)
     k = lambda n: f"{n / 1000:g}k"  # noqa: E731
-    print(f"\nsample efficiency: mean +- spread over seeds {args.seeds} (return of the last episodes by that step)")
-    print(f"{'world':>20} {'random':>16} {'wmkit @' + k(args.wmkit_steps):>16} {'SAC @' + k(args.wmkit_steps):>16} "
-          f"{'SAC @' + k(args.sac_steps):>16} {'oracle MPC':>16} {'gap':>6} {'target':>7}")
+    print(f"\nsample efficiency: mean +- spread over seeds {args.seeds}; 'episodes': the return of each method's "
+          f"last training episodes by that step; 'evaluated': {args.eval_episodes} episodes of the agent as it "
+          f"stands at that step, from the same starts for both")
+    print(f"{'world':>20} {'protocol':>9} {'random':>16} {'wmkit @' + k(args.wmkit_steps):>16} "
+          f"{'SAC @' + k(args.wmkit_steps):>16} {'SAC @' + k(args.sac_steps):>16} {'oracle MPC':>16} {'gap':>6} "
+          f"{'target':>7}")
+    cell = lambda v: f"{v[0]:9.1f} +-{v[1]:5.1f}"  # noqa: E731
     for r in rows:
-        cell = lambda v: f"{v[0]:9.1f} +-{v[1]:5.1f}"  # noqa: E731
         gap = r.get("planning_gap")
-        print(f"{r['world']:>20} {cell(r['random']):>16} {cell(r['wmkit']):>16} {cell(r['sac_at_wmkit_steps']):>16} "
-              f"{cell(r['sac']):>16} {cell(r['oracle']) if 'oracle' in r else '-':>16} "
-              f"{'-' if gap is None else f'{gap:.2f}':>6} {'met' if r['target_met'] else 'not met':>7}")
+        protocols = [("episodes", "")] + ([("evaluated", "_eval")] if args.eval_episodes else [])
+        for name, sfx in protocols:
+            sac_early = r["sac_at_wmkit_steps" if not sfx else "sac_eval_at_wmkit_steps"]
+            headline = name == protocols[-1][0]  # the gap and the target are read from the last protocol
+            print(f"{r['world'] if not sfx else '':>20} {name:>9} {cell(r['random']):>16} {cell(r['wmkit' + sfx]):>16} "
+                  f"{cell(sac_early):>16} {cell(r['sac' + sfx]):>16} "
+                  f"{cell(r['oracle']) if 'oracle' in r and headline else '-':>16} "
+                  f"{'-' if gap is None or not headline else f'{gap:.2f}':>6} "
+                  f"{('met' if r['target_met'] else 'not met') if headline else '':>7}")
     print(f"wrote {args.out}")
 
 
 def summarise(world: str, per_seed: list[dict], args) -> dict:
     row = {"world": world, "seeds": per_seed}
-    for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac"):
+    for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac", "wmkit_eval", "sac_eval_at_wmkit_steps", "sac_eval"):
         row[key] = mean_spread([s[key] for s in per_seed])
+    wmkit, sac = ("wmkit_eval", "sac_eval") if args.eval_episodes else ("wmkit", "sac")
     if args.oracle_episodes:
         row["oracle"] = mean_spread([s["oracle"] for s in per_seed])
         span = row["oracle"][0] - row["random"][0]
-        row["planning_gap"] = (row["wmkit"][0] - row["random"][0]) / span if span > 0 else None
-    row["target_met"] = bool(row["wmkit"][0] >= row["sac"][0])
+        row["planning_gap"] = (row[wmkit][0] - row["random"][0]) / span if span > 0 else None
+    row["target_met"] = bool(row[wmkit][0] >= row[sac][0])
+    row["target_protocol"] = "evaluated" if args.eval_episodes else "episodes"
     return row
 
 
@@ -181,7 +242,7 @@ def write(args, rows: list[dict], complete: bool) -> dict:
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
               "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
-              "known_task": args.known_task,
+              "known_task": args.known_task, "eval_episodes": args.eval_episodes,
               "preset": args.preset, "seeds": args.seeds, "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

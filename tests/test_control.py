@@ -190,12 +190,18 @@ def test_safety_filter_refuses_what_it_cannot_check(tabletop_run):
 def test_the_dyna_agent_learns_pendulum_from_a_few_hundred_steps(tmp_path):
     from wmkit.control.dyna import AgentConfig, run_agent
 
-    rows = run_agent(AgentConfig(world="Pendulum-v1", steps=600, train_steps=800, samples=128, seed=0), tmp_path / "a",
-                     say=lambda *_: None)
-    assert [r["env_steps"] for r in rows] == [200, 400, 600] and [r["acted"] for r in rows] == ["random", "cem", "cem"]
-    planned = np.mean([r["return"] for r in rows[1:]])
+    rows = run_agent(AgentConfig(world="Pendulum-v1", steps=600, train_steps=800, samples=128, seed=0,
+                                 eval_episodes=1), tmp_path / "a", say=lambda *_: None)
+    assert [r["env_steps"] for r in rows] == [200, 400, 600, 600]  # an evaluation episode adds no experience
+    assert [r["acted"] for r in rows] == ["random", "cem", "cem", "cem"]
+    assert [r["eval"] for r in rows] == [False, False, False, True]
+    planned = np.mean([r["return"] for r in rows[1:3]])
     assert planned > rows[0]["return"] + 400, rows  # swinging up vs flailing (random ~ -1000)
-    assert len(wmkit.load_dataset(tmp_path / "a" / "data").episodes) == 3
+    assert rows[3]["return"] > rows[0]["return"] + 400, rows  # the agent as it stands swings up too
+    trained = wmkit.load_dataset(tmp_path / "a" / "data", val_fraction=0.0).episodes
+    evaluated = wmkit.load_dataset(tmp_path / "a" / "eval", val_fraction=0.0).episodes
+    assert len(trained) == 3 and len(evaluated) == 1  # kept apart: no model ever trains on an evaluation
+    assert all(not np.allclose(evaluated[0].obs[0], ep.obs[0]) for ep in trained)  # from another start
     logged = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert logged == rows
 
@@ -217,12 +223,18 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
     import sys
 
     cmd = [sys.executable, "-m", "wmkit.cli", "agent", "--world", "Pendulum-v1", "--steps", "300", "--train-steps",
-           "100", "--samples", "32", "--iterations", "2", "--max-episode-steps", "100", "--out", str(tmp_path / "cli")]
+           "100", "--samples", "32", "--iterations", "2", "--max-episode-steps", "100", "--eval-episodes", "2",
+           "--out", str(tmp_path / "cli")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "episode   2" in done.stdout and "300 environment steps" in done.stdout
+    assert "episode   2" in done.stdout and "(3 episodes, 300 environment steps)" in done.stdout
+    assert "over 2 episodes (the agent after 300 steps)" in done.stdout, done.stdout
+    early = subprocess.run([*cmd[:-1], str(tmp_path / "early"), "--steps", "50"], capture_output=True, text=True,
+                           timeout=120)  # the random episode spends the budget: there is no agent to evaluate
+    assert early.returncode == 2 and "no model was trained to evaluate" in early.stderr, early.stderr
     for args, needle in [(["--world", "Nowhere-v0"], "unknown world"), (["--planner", "ilqr"], "planner='ilqr'"),
                          (["--seed-policy", "zigzag"], "seed_policy='zigzag'"),
+                         (["--eval-episodes", "-1"], "eval_episodes=-1"),
                          (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
                          (["--out", str(tmp_path / "cli")], "not empty")]:
         out = tmp_path / "fresh" if "--out" not in args else None

@@ -388,6 +388,8 @@ def agent(
                                                     "of where each plan ends"),
     known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
                                                 "(Reacher, InvertedPendulum) instead of the model's"),
+    eval_episodes: int = typer.Option(0, help="after the budget, episodes of the agent as it stands (no exploring, "
+                                              "not trained on; rows with eval: true)"),
     seed: int = typer.Option(0),
 ):
     """The Dyna loop: act with a planner over a learned model, grow the data, retrain, repeat (log.jsonl)."""
@@ -399,9 +401,14 @@ def agent(
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
                       imagination_updates=imagination_updates, terminal_value=terminal_value, known_task=known_task,
-                      seed=seed)
+                      eval_episodes=eval_episodes, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
-    typer.echo(f"log: {out / 'log.jsonl'} ({len(rows)} episodes, {rows[-1]['env_steps']} environment steps)")
+    trained = [r for r in rows if not r["eval"]]
+    typer.echo(f"log: {out / 'log.jsonl'} ({len(trained)} episodes, {trained[-1]['env_steps']} environment steps)")
+    evals = [r["return"] for r in rows if r["eval"]]
+    if evals:
+        typer.echo(f"evaluation: mean return {sum(evals) / len(evals):.2f} over {len(evals)} episodes "
+                   f"(the agent after {trained[-1]['env_steps']} steps)")
 
 
 @app.command()

@@ -8,7 +8,10 @@ model (an ensemble, `model_preset`) is trained afresh on everything collected so
 acts with it for one episode in the true world, that episode joining the dataset; the model is
 retrained whenever `retrain_every` new steps have come in (every episode where episodes are that long). Every episode is logged to
 `OUT/log.jsonl` (environment steps so far, return, termination, the world's events, who acted,
-seconds), so return against environment steps is the learning curve. The dataset (`OUT/data`) and the
+seconds), so return against environment steps is the learning curve. With `eval_episodes` the agent
+as it stands at the end of its budget then acts in that many more episodes (rows with `eval: true`,
+their data in `OUT/eval`, never trained on): the return at `steps` steps by the field's usual
+protocol, free of where the last training episodes happened to end. The dataset (`OUT/data`) and the
 last model (`OUT/model`) stay on disk; a `SafetyFilter` on a named event (`safety=`) keeps the
 planner from plans whose imagined futures reach it.
 
@@ -32,6 +35,8 @@ from wmkit.control.base import PlannerPolicy
 from wmkit.errors import WmkitError, check_fields
 
 __all__ = ["AgentConfig", "PlannerPolicy", "run_agent"]
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes start from other states than the training episodes
 
 
 @dataclass
@@ -67,12 +72,18 @@ class AgentConfig:
     known_task: bool = False
     """a planner scores imagined futures by the world's own reward and termination functions of the
     observation (World.known_task: Reacher, InvertedPendulum) instead of the model's heads (PETS)"""
+    eval_episodes: int = 0
+    """after the budget, episodes in which the last planner (or the actor, without exploring) acts as it
+    stands: a measure of the agent at `steps` steps, kept out of the training data (OUT/eval)"""
     seed: int = 0
 
     def __post_init__(self):
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
                                                           "imagination_updates"))
+        if not (isinstance(self.eval_episodes, int) and self.eval_episodes >= 0):
+            raise WmkitError(f"agent config: eval_episodes={self.eval_episodes!r} must be a whole number >= 0 "
+                             f"(0: no evaluation episodes)")
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 
@@ -121,16 +132,19 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     rows, env_steps, episode = [], 0, 0
 
-    def act(policy, who: str) -> None:
+    def act(policy, who: str, evaluating: bool = False) -> None:
         nonlocal env_steps, episode
         t0, stats = time.perf_counter(), []
-        collect(cfg.world, 1, data, policy=policy, seed=cfg.seed, max_steps=cfg.max_episode_steps, progress=False,
-                stats=stats)
-        env_steps += stats[0]["steps"]  # one episode
+        # evaluation episodes go to their own folder, from other starts, and never train a model
+        collect(cfg.world, 1, out / "eval" if evaluating else data, policy=policy,
+                seed=cfg.seed + EVAL_SEED_OFFSET if evaluating else cfg.seed, max_steps=cfg.max_episode_steps,
+                progress=False, stats=stats)
+        if not evaluating:
+            env_steps += stats[0]["steps"]  # one episode
         done = stats[0]
         row = {"episode": episode, "env_steps": env_steps, "return": round(done["return"], 4),
                "terminated": done["terminated"], "success": done["success"], "events": done["events"], "acted": who,
-               "seconds": round(time.perf_counter() - t0, 2)}
+               "eval": evaluating, "seconds": round(time.perf_counter() - t0, 2)}
         rows.append(row)
         with log_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -164,4 +178,11 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
                                                     seed=cfg.seed + episode))
             trained_at = env_steps
         act(policy, cfg.planner)
+    if cfg.eval_episodes and policy is None:
+        raise WmkitError(f"the seed episodes used all {cfg.steps} steps, so no model was trained to evaluate; "
+                         f"give more steps (the log so far is in {log_path})")
+    if cfg.eval_episodes and cfg.planner == "policy":
+        policy = learner.policy(explore=False)
+    for _ in range(cfg.eval_episodes):  # the agent as it stands after `steps` steps: no retrain, no learning
+        act(policy, cfg.planner, evaluating=True)
     return rows

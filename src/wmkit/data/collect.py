@@ -68,7 +68,7 @@ def collect(world: str, episodes: int, out: str | Path, *, policy="noise", seed:
         with bar:
             task = bar.add_task(f"collect {world}", total=episodes)
             for i in range(start, start + episodes):
-                ep = run_episode(env, policy, seed=_episode_seed(seed, i), cameras=cameras, size=render)
+                ep = run_episode(env, policy, seed=episode_seed(seed, i), cameras=cameras, size=render)
                 write_episode(out, i, ep)
                 if stats is not None:
                     stats.append({"index": i, "steps": len(ep.actions), "return": float(ep.rewards.sum()),
@@ -145,7 +145,8 @@ def _state_or_none(env):
         return None
 
 
-def _episode_seed(seed: int, index: int) -> int:
+def episode_seed(seed: int, index: int) -> int:
+    """The reset seed of episode `index` of a collection seeded `seed` (to start elsewhere from the same states)."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
