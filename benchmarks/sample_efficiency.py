@@ -17,10 +17,11 @@ curve alone misreads long episodes: InvertedPendulum's 1,000-step episode that e
 the budget does not count, so the three read are the ones before it. The table gives, per world,
 mean and spread over seeds of: a random policy, wmkit at its budget, SAC at wmkit's budget, and SAC
 at its own budget; the issue's target is wmkit at 5k steps reaching SAC's return at 50k, read from
-the evaluations (from the learning curves with `--eval-episodes 0`). `--oracle-episodes N` adds the same planner over the true simulator (the planning
-gap: learned-model return relative to the simulator's, both over random; with evaluations, from the
-starts of the first N evaluation episodes); `--terminal-value` has the
-planner add a critic learned in imagination at the end of each plan (AgentConfig.terminal_value);
+the evaluations (from the learning curves with `--eval-episodes 0`). `--oracle-episodes N` adds the
+same planner over the true simulator (the planning gap: learned-model return relative to the
+simulator's, both over random; with evaluations, from the starts of the first N evaluation episodes);
+`--terminal-value` has the planner add a critic learned in imagination at the end of each plan
+(AgentConfig.terminal_value);
 `--known-task` has it score plans by the world's own reward function of the observation (Reacher,
 InvertedPendulum: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
@@ -87,25 +88,14 @@ def run_sac(world: str, steps: int, seed: int, max_steps: int | None = None, eva
     curve, evals = [], {}
     starts = evaluation_starts(seed, eval_episodes)
 
-    def evaluate(model) -> list[float]:
-        env, out = wmkit.make(world, max_episode_steps=max_steps), []
-        for start in starts:
-            obs, _ = env.reset(seed=start)
-            ret, done = 0.0, False
-            while not done:
-                obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
-                ret, done = ret + float(r), term or trunc
-            out.append(ret)
-        env.close()
-        return out
-
     class Record(BaseCallback):
         def _on_step(self) -> bool:
             for info in self.locals.get("infos", []):
                 if "episode" in info:
                     curve.append((self.num_timesteps, float(info["episode"]["r"])))
             if starts and self.num_timesteps in eval_at:
-                evals[self.num_timesteps] = evaluate(self.model)
+                evals[self.num_timesteps] = play(world, lambda obs, _: self.model.predict(obs, deterministic=True)[0],
+                                                 starts, max_steps)
             return True
 
     if steps == 0:
@@ -117,29 +107,36 @@ def run_sac(world: str, steps: int, seed: int, max_steps: int | None = None, eva
     return curve, evals, time.perf_counter() - t0
 
 
-def random_return(world: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
+def play(world: str, act, starts: list[int], max_steps: int | None = None, action_seed: int | None = None) -> list[float]:
+    """The return of one episode from each reset seed in `starts`, acting with `act(obs, env)` (the env's
+    action space seeded with `action_seed` first, where given)."""
     import wmkit
 
-    env, total = wmkit.make(world, max_episode_steps=max_steps), []
-    env.action_space.seed(seed)
-    for i in range(episodes):
-        env.reset(seed=seed * 1000 + i)
+    env, out = wmkit.make(world, max_episode_steps=max_steps), []
+    if action_seed is not None:
+        env.action_space.seed(action_seed)
+    for start in starts:
+        obs, _ = env.reset(seed=start)
         ret, done = 0.0, False
         while not done:
-            _, r, term, trunc, _ = env.step(env.action_space.sample())
-            ret, done = ret + r, term or trunc
-        total.append(ret)
-    return float(np.mean(total))
+            obs, r, term, trunc, _ = env.step(act(obs, env))
+            ret, done = ret + float(r), term or trunc
+        out.append(ret)
+    env.close()
+    return out
+
+
+def random_return(world: str, episodes: int, seed: int, max_steps: int | None = None) -> float:
+    starts = [seed * 1000 + i for i in range(episodes)]
+    return float(np.mean(play(world, lambda _, env: env.action_space.sample(), starts, max_steps, action_seed=seed)))
 
 
 def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps: int | None = None,
                   same_starts: bool = False) -> float:
     """The agent's planner with the true simulator as its model, from the same kind of starts (with
     `same_starts`, from the very starts of the agent's first evaluation episodes)."""
-    from wmkit.control.dyna import EVAL_SEED_OFFSET
-
     import wmkit
-    from wmkit.control.dyna import PlannerPolicy
+    from wmkit.control.dyna import EVAL_SEED_OFFSET, PlannerPolicy
     from wmkit.data.collect import collect
     from wmkit.models import reference_model
 
