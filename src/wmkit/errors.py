@@ -9,14 +9,16 @@ class WmkitError(ValueError):
     """Bad input from the user: the message names the value and says what to do."""
 
 
-def check_fields(obj, where: str, positive_ints=(), nonnegative=()) -> None:
-    """Refuse config fields that are not positive integers / finite numbers >= 0, naming the field."""
+def check_fields(obj, where: str, positive_ints=(), nonnegative=(), nonnegative_ints=()) -> None:
+    """Refuse config fields that are not positive integers / finite numbers >= 0 / whole numbers >= 0,
+    naming the field."""
     import math
 
-    for name in positive_ints:
-        v = getattr(obj, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise WmkitError(f"{where}: {name}={v!r} must be a positive integer")
+    for names, least, what in ((positive_ints, 1, "a positive integer"), (nonnegative_ints, 0, "a whole number >= 0")):
+        for name in names:
+            v = getattr(obj, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                raise WmkitError(f"{where}: {name}={v!r} must be {what}")
     for name in nonnegative:
         v = getattr(obj, name)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not (0 <= v < math.inf):

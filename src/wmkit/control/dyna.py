@@ -80,10 +80,8 @@ class AgentConfig:
     def __post_init__(self):
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
-                                                          "imagination_updates"))
-        if not (isinstance(self.eval_episodes, int) and self.eval_episodes >= 0):
-            raise WmkitError(f"agent config: eval_episodes={self.eval_episodes!r} must be a whole number >= 0 "
-                             f"(0: no evaluation episodes)")
+                                                          "imagination_updates"),
+                     nonnegative_ints=("eval_episodes",))
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 

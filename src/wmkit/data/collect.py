@@ -146,7 +146,7 @@ def _state_or_none(env):
 
 
 def episode_seed(seed: int, index: int) -> int:
-    """The reset seed of episode `index` of a collection seeded `seed` (to start elsewhere from the same states)."""
+    """The reset seed of episode `index` of a collection seeded `seed` (so another policy can start from the same states)."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
