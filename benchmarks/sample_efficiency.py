@@ -3,7 +3,8 @@ side by side in one run, return against environment steps.
 
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
-        [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--terminal-value] [--known-task]
+        [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--samples 200] [--iterations 4]
+        [--terminal-value] [--known-task]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -51,19 +52,15 @@ def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> floa
     return float(np.mean(done[-last:])) if done else float("nan")
 
 
-def run_wmkit(world: str, steps: int, seed: int, planner: str, max_steps: int | None = None,
-              preset: str = "tiny", terminal_value: bool = False, known_task: bool = False,
-              eval_episodes: int = 0) -> tuple[list, list, float]:
-    """(learning curve [(env steps, return)], evaluation returns of the agent at `steps`, seconds)."""
+def run_wmkit(world: str, steps: int, seed: int, max_steps: int | None = None, **agent) -> tuple[list, list, float]:
+    """(learning curve [(env steps, return)], evaluation returns of the agent at `steps`, seconds); `agent`:
+    further AgentConfig fields (planner, model_preset, samples, ...)."""
     from wmkit.control.dyna import AgentConfig, run_agent
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_agent(AgentConfig(world=world, steps=steps, planner=planner, seed=seed, max_episode_steps=max_steps,
-                                     model_preset=preset, terminal_value=terminal_value, known_task=known_task,
-                                     eval_episodes=eval_episodes),
-                         Path(tmp) / "agent",
-                         say=lambda *_: None)
+        rows = run_agent(AgentConfig(world=world, steps=steps, seed=seed, max_episode_steps=max_steps, **agent),
+                         Path(tmp) / "agent", say=lambda *_: None)
     curve = [(r["env_steps"], r["return"]) for r in rows if not r["eval"]]
     return curve, [r["return"] for r in rows if r["eval"]], time.perf_counter() - t0
 
@@ -132,7 +129,7 @@ def random_return(world: str, episodes: int, seed: int, max_steps: int | None = 
 
 
 def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps: int | None = None,
-                  same_starts: bool = False) -> float:
+                  same_starts: bool = False, samples: int = 200, iterations: int = 4) -> float:
     """The agent's planner with the true simulator as its model, from the same kind of starts (with
     `same_starts`, from the very starts of the agent's first evaluation episodes)."""
     import wmkit
@@ -141,8 +138,8 @@ def oracle_return(world: str, planner: str, episodes: int, seed: int, max_steps:
     from wmkit.models import reference_model
 
     stats = []
-    policy = PlannerPolicy(wmkit.make_planner(planner, reference_model("oracle", world), horizon=15, samples=200,
-                                              iterations=4, seed=seed))
+    policy = PlannerPolicy(wmkit.make_planner(planner, reference_model("oracle", world), horizon=15, samples=samples,
+                                              iterations=iterations, seed=seed))
     with tempfile.TemporaryDirectory() as tmp:
         collect(world, episodes, Path(tmp) / "d", policy=policy, seed=seed + (EVAL_SEED_OFFSET if same_starts else 100),
                 max_steps=max_steps, progress=False, stats=stats)
@@ -166,6 +163,8 @@ def main() -> None:
                     help="evaluation episodes of each agent as it stands at each budget (0: learning curves only)")
     ap.add_argument("--max-episode-steps", type=int, default=None, help="cap episodes (e.g. 200 for HalfCheetah)")
     ap.add_argument("--preset", default="tiny", help="the agent's ensemble preset")
+    ap.add_argument("--samples", type=int, default=200, help="action sequences the planner imagines per iteration")
+    ap.add_argument("--iterations", type=int, default=4, help="planner iterations per control step")
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
     ap.add_argument("--known-task", action="store_true", help="plans scored by the world's own reward function")
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
@@ -176,8 +175,10 @@ def main() -> None:
         per_seed = []
         for seed in args.seeds:
             cap = args.max_episode_steps
-            wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, args.planner, cap, args.preset,
-                                                args.terminal_value, args.known_task, args.eval_episodes)
+            wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, cap, planner=args.planner,
+                                                model_preset=args.preset, samples=args.samples,
+                                                iterations=args.iterations, terminal_value=args.terminal_value,
+                                                known_task=args.known_task, eval_episodes=args.eval_episodes)
             sac_curve, sac_eval, sac_s = run_sac(world, args.sac_steps, seed, cap, (args.wmkit_steps, args.sac_steps),
                                                  args.eval_episodes)
             mean = lambda v: float(np.mean(v)) if v else nan  # noqa: E731
@@ -187,7 +188,8 @@ def main() -> None:
                 "sac": return_at(sac_curve, args.sac_steps, last=10),
                 "wmkit_eval": mean(wm_eval), "sac_eval_at_wmkit_steps": mean(sac_eval.get(args.wmkit_steps)),
                 "sac_eval": mean(sac_eval.get(args.sac_steps)),
-                "oracle": (oracle_return(world, args.planner, args.oracle_episodes, seed, cap, args.eval_episodes > 0)
+                "oracle": (oracle_return(world, args.planner, args.oracle_episodes, seed, cap, args.eval_episodes > 0,
+                                         args.samples, args.iterations)
                            if args.oracle_episodes else None),
                 "wmkit_seconds": round(wm_s, 1), "sac_seconds": round(sac_s, 1),
                 "wmkit_curve": wm_curve, "sac_curve": sac_curve,
@@ -240,7 +242,7 @@ def write(args, rows: list[dict], complete: bool) -> dict:
     result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
               "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
               "known_task": args.known_task, "eval_episodes": args.eval_episodes,
-              "preset": args.preset, "seeds": args.seeds, "machine": machine,
+              "preset": args.preset, "samples": args.samples, "iterations": args.iterations, "seeds": args.seeds, "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
