@@ -4,7 +4,7 @@ side by side in one run, return against environment steps.
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
         [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--samples 200] [--iterations 4]
-        [--train-steps 1000] [--terminal-value] [--known-task]
+        [--train-steps 1000] [--terminal-value] [--uncertainty-penalty 0] [--known-task]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -167,6 +167,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=4, help="planner iterations per control step")
     ap.add_argument("--train-steps", type=int, default=1000, help="training steps of each retrain of the model")
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
+    ap.add_argument("--uncertainty-penalty", type=float, default=0.0,
+                    help="the planner subtracts this times the members' disagreement at each imagined step")
     ap.add_argument("--known-task", action="store_true", help="plans scored by the world's own reward function")
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
     args = ap.parse_args()
@@ -180,6 +182,7 @@ def main() -> None:
                                                 model_preset=args.preset, samples=args.samples,
                                                 iterations=args.iterations, train_steps=args.train_steps,
                                                 terminal_value=args.terminal_value,
+                                                uncertainty_penalty=args.uncertainty_penalty,
                                                 known_task=args.known_task, eval_episodes=args.eval_episodes)
             sac_curve, sac_eval, sac_s = run_sac(world, args.sac_steps, seed, cap, (args.wmkit_steps, args.sac_steps),
                                                  args.eval_episodes)
@@ -245,7 +248,7 @@ def write(args, rows: list[dict], complete: bool) -> dict:
               "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
               "known_task": args.known_task, "eval_episodes": args.eval_episodes,
               "preset": args.preset, "samples": args.samples, "iterations": args.iterations,
-              "train_steps": args.train_steps, "seeds": args.seeds, "machine": machine,
+              "train_steps": args.train_steps, "uncertainty_penalty": args.uncertainty_penalty, "seeds": args.seeds, "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

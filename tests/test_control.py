@@ -235,6 +235,7 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
     for args, needle in [(["--world", "Nowhere-v0"], "unknown world"), (["--planner", "ilqr"], "planner='ilqr'"),
                          (["--seed-policy", "zigzag"], "seed_policy='zigzag'"),
                          (["--eval-episodes", "-1"], "eval_episodes=-1"),
+                         (["--uncertainty-penalty", "-1"], "uncertainty_penalty=-1"),
                          (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
                          (["--out", str(tmp_path / "cli")], "not empty")]:
         out = tmp_path / "fresh" if "--out" not in args else None

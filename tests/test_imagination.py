@@ -118,10 +118,15 @@ def test_wmkit_agent_policy_on_the_command_line(tmp_path):
     bad = subprocess.run([*cmd[:-1], str(tmp_path / "other"), "--terminal-value"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "already acts with the actor-critic" in bad.stderr, bad.stderr
+    bad = subprocess.run([*cmd[:-1], str(tmp_path / "other"), "--uncertainty-penalty", "1"], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "uncertainty_penalty scores a planner's imagined futures" in bad.stderr, bad.stderr
     assert not (tmp_path / "other").exists()
-    planned = [*cmd[:-1], str(tmp_path / "valued"), "--planner", "cem", "--terminal-value", "--samples", "16"]
+    planned = [*cmd[:-1], str(tmp_path / "valued"), "--planner", "cem", "--terminal-value", "--samples", "16",
+               "--uncertainty-penalty", "0.5"]
     done = subprocess.run(planned, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "valued" / "config.json").read_text())["terminal_value"] is True
+    config = json.loads((tmp_path / "valued" / "config.json").read_text())
+    assert config["terminal_value"] is True and config["uncertainty_penalty"] == 0.5
     assert [json.loads(line)["acted"] for line in (tmp_path / "valued" / "log.jsonl").read_text().splitlines()] == [
         "random", "cem"]

@@ -388,6 +388,8 @@ def agent(
                                                     "of where each plan ends"),
     known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
                                                 "(Reacher, InvertedPendulum) instead of the model's"),
+    uncertainty_penalty: float = typer.Option(0.0, help="subtract this times the members' disagreement from each "
+                                                        "imagined step's score: plans keep to where the data went"),
     eval_episodes: int = typer.Option(0, help="after the budget, episodes of the agent as it stands (no exploring, "
                                               "not trained on; rows with eval: true)"),
     seed: int = typer.Option(0),
@@ -401,7 +403,7 @@ def agent(
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
                       imagination_updates=imagination_updates, terminal_value=terminal_value, known_task=known_task,
-                      eval_episodes=eval_episodes, seed=seed)
+                      uncertainty_penalty=uncertainty_penalty, eval_episodes=eval_episodes, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
     trained = [r for r in rows if not r["eval"]]
     typer.echo(f"log: {out / 'log.jsonl'} ({len(trained)} episodes, {trained[-1]['env_steps']} environment steps)")

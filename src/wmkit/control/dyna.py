@@ -72,6 +72,9 @@ class AgentConfig:
     known_task: bool = False
     """a planner scores imagined futures by the world's own reward and termination functions of the
     observation (World.known_task: Reacher, InvertedPendulum) instead of the model's heads (PETS)"""
+    uncertainty_penalty: float = 0.0
+    """a planner scores each imagined step minus this times the ensemble members' disagreement there, so
+    plans keep to where the data went (PETS's and MBPO's concern: a plan that exploits the model's errors)"""
     eval_episodes: int = 0
     """after the budget, episodes in which the last planner (or the actor, without exploring) acts as it
     stands: a measure of the agent at `steps` steps, kept out of the training data (OUT/eval)"""
@@ -81,7 +84,7 @@ class AgentConfig:
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
                                                           "imagination_updates"),
-                     nonnegative_ints=("eval_episodes",))
+                     nonnegative_ints=("eval_episodes",), nonnegative=("uncertainty_penalty",))
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 
@@ -96,6 +99,9 @@ class AgentConfig:
         if self.planner == "policy" and self.known_task:
             raise WmkitError("agent config: known_task scores a planner's imagined futures; planner='policy' "
                              "learns from the model's predicted rewards")
+        if self.planner == "policy" and self.uncertainty_penalty:
+            raise WmkitError("agent config: uncertainty_penalty scores a planner's imagined futures; "
+                             "planner='policy' learns from the model's predicted rewards")
         if self.planner == "policy" and self.terminal_value:
             raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
                              "planner='policy' already acts with the actor-critic")
@@ -170,6 +176,7 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
             else:
                 safety = SafetyFilter(model, cfg.safety, cfg.max_risk) if cfg.safety else None
                 objective = Objective(task=world_cls.known_task if cfg.known_task else None,
+                                      uncertainty_penalty=cfg.uncertainty_penalty,
                                       terminal_value=learner.terminal_value() if cfg.terminal_value else None)
                 policy = PlannerPolicy(make_planner(cfg.planner, model, objective, safety=safety, horizon=cfg.horizon,
                                                     samples=cfg.samples, iterations=cfg.iterations,
