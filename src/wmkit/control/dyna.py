@@ -74,7 +74,7 @@ class AgentConfig:
     observation (World.known_task: Reacher, InvertedPendulum) instead of the model's heads (PETS)"""
     uncertainty_penalty: float = 0.0
     """a planner scores each imagined step minus this times the ensemble members' disagreement there, so
-    plans keep to where the data went (PETS's and MBPO's concern: a plan that exploits the model's errors)"""
+    plans keep to where the data went (MOPO's and MOReL's remedy for plans that exploit a model's errors)"""
     eval_episodes: int = 0
     """after the budget, episodes in which the last planner (or the actor, without exploring) acts as it
     stands: a measure of the agent at `steps` steps, kept out of the training data (OUT/eval)"""
