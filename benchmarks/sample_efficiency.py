@@ -248,7 +248,8 @@ def write(args, rows: list[dict], complete: bool) -> dict:
               "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
               "known_task": args.known_task, "eval_episodes": args.eval_episodes,
               "preset": args.preset, "samples": args.samples, "iterations": args.iterations,
-              "train_steps": args.train_steps, "uncertainty_penalty": args.uncertainty_penalty, "seeds": args.seeds, "machine": machine,
+              "train_steps": args.train_steps, "uncertainty_penalty": args.uncertainty_penalty, "seeds": args.seeds,
+              "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -96,12 +96,10 @@ class AgentConfig:
         if self.planner == "policy" and self.safety is not None:
             raise WmkitError("agent config: the safety filter screens planned action sequences; use a planner "
                              "(cem, icem, mppi) with safety=, not planner='policy'")
-        if self.planner == "policy" and self.known_task:
-            raise WmkitError("agent config: known_task scores a planner's imagined futures; planner='policy' "
-                             "learns from the model's predicted rewards")
-        if self.planner == "policy" and self.uncertainty_penalty:
-            raise WmkitError("agent config: uncertainty_penalty scores a planner's imagined futures; "
-                             "planner='policy' learns from the model's predicted rewards")
+        for name in ("known_task", "uncertainty_penalty"):  # what only a planner's scoring reads
+            if self.planner == "policy" and getattr(self, name):
+                raise WmkitError(f"agent config: {name} scores a planner's imagined futures; planner='policy' "
+                                 f"learns from the model's predicted rewards")
         if self.planner == "policy" and self.terminal_value:
             raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
                              "planner='policy' already acts with the actor-critic")
