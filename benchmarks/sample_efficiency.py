@@ -24,7 +24,7 @@ simulator's, both over random; with evaluations, from the starts of the first N 
 `--terminal-value` has the planner add a critic learned in imagination at the end of each plan
 (AgentConfig.terminal_value);
 `--known-task` has it score plans by the world's own reward function of the observation (Reacher,
-InvertedPendulum: World.known_task) instead of the model's reward head;
+InvertedPendulum, HalfCheetah: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
 out (e.g. HalfCheetah's planning gap alone, with `--max-episode-steps 200`). Writes
 benchmarks/results/sample_efficiency.json with every curve.

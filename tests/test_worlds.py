@@ -320,3 +320,26 @@ def test_a_known_task_reproduces_the_worlds_reward_and_termination(world_id):
     assert np.mean(gaps) < 1e-4
     assert world_id == "Reacher-v5" or ends == 4  # random pushes topple the pole: the termination was checked
     assert wmkit.make("Pendulum-v1").unwrapped.known_task is None  # its reward reads the state before the step
+
+
+def test_halfcheetahs_known_task_sums_to_its_reward_over_an_episode():
+    """HalfCheetah's known_task reads the velocity at the end of a step where Gymnasium rewards the mean over
+    its substeps: each step is off, but over an episode the sums agree (what a plan's score adds up)."""
+    import torch
+
+    env = wmkit.make("HalfCheetah-v5", max_episode_steps=200)
+    task = type(env.unwrapped).known_task
+    rng = np.random.default_rng(0)
+    for episode in range(2):
+        env.reset(seed=episode)
+        true, known, step_gaps, done = 0.0, 0.0, [], False
+        while not done:
+            action = rng.uniform(-1, 1, 6).astype(np.float32)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            r, t = task(torch.from_numpy(action), torch.from_numpy(obs.astype(np.float32)))
+            assert not t.item() and not terminated
+            true, known = true + reward, known + r.item()
+            step_gaps.append(r.item() - reward)
+            done = truncated
+        assert np.sqrt(np.mean(np.square(step_gaps))) > 0.1  # each step is off ...
+        assert abs(known - true) < 1.0  # ... but not the episode's sum

@@ -387,7 +387,7 @@ def agent(
     terminal_value: bool = typer.Option(False, help="the planner adds a critic's value (learned in imagination) "
                                                     "of where each plan ends"),
     known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
-                                                "(Reacher, InvertedPendulum) instead of the model's"),
+                                                "(Reacher, InvertedPendulum, HalfCheetah) instead of the model's"),
     uncertainty_penalty: float = typer.Option(0.0, help="subtract this times the members' disagreement from each "
                                                         "imagined step's score: plans keep to where the data went"),
     eval_episodes: int = typer.Option(0, help="after the budget, episodes of the agent as it stands (no exploring, "

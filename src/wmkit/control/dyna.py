@@ -71,7 +71,7 @@ class AgentConfig:
     """a planner adds the value, learned in imagination, of where each plan ends"""
     known_task: bool = False
     """a planner scores imagined futures by the world's own reward and termination functions of the
-    observation (World.known_task: Reacher, InvertedPendulum) instead of the model's heads (PETS)"""
+    observation (World.known_task: Reacher, InvertedPendulum, HalfCheetah) instead of the model's heads (PETS)"""
     uncertainty_penalty: float = 0.0
     """a planner scores each imagined step minus this times the ensemble members' disagreement there, so
     plans keep to where the data went (MOPO's and MOReL's remedy for plans that exploit a model's errors)"""
