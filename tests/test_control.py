@@ -236,6 +236,8 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
                          (["--seed-policy", "zigzag"], "seed_policy='zigzag'"),
                          (["--eval-episodes", "-1"], "eval_episodes=-1"),
                          (["--uncertainty-penalty", "-1"], "uncertainty_penalty=-1"),
+                         (["--critics", "3"], "critics=3 trains an actor-critic's critics"),
+                         (["--terminal-value", "--value-pessimism", "1"], "use it with terminal_value=True and critics"),
                          (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
                          (["--out", str(tmp_path / "cli")], "not empty")]:
         out = tmp_path / "fresh" if "--out" not in args else None

@@ -75,6 +75,19 @@ def test_an_actor_trained_only_in_imagination_swings_the_real_pendulum(pendulum)
     assert not torch.allclose(value(hanging), before)  # it reads the critic as it is now
 
 
+def test_critics_side_by_side_and_a_pessimistic_terminal_value(pendulum):
+    model, data = pendulum
+    learner = ImaginedActorCritic(model, ImaginationConfig(critics=3, pessimism=2.0))
+    learner.train(data, 30)
+    obs = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 8.0]])
+    each = symexp(learner.values(obs)).detach()  # [3 observations, 3 critics]
+    assert each.shape == (3, 3) and (each.std(-1) > 0).all()  # different starting weights: they disagree
+    assert torch.allclose(learner.terminal_value()(obs), each.mean(-1) - 2.0 * each.std(-1), atol=1e-5)
+    assert torch.allclose(learner.value(obs), learner.values(obs).mean(-1))  # the bootstrap reads their mean
+    plain = ImaginedActorCritic(model, ImaginationConfig(critics=3))
+    assert torch.allclose(plain.terminal_value()(obs), symexp(plain.values(obs)).mean(-1))  # no pessimism
+
+
 def test_reinforce_is_used_where_the_model_passes_no_gradient(pendulum):
     model = reference_model("oracle", "Pendulum-v1")  # a simulator: no gradients through its steps
     with pytest.raises(wmkit.WmkitError, match="no reward head"):
@@ -86,6 +99,7 @@ def test_reinforce_is_used_where_the_model_passes_no_gradient(pendulum):
 @pytest.mark.parametrize("field, value, needle", [
     ("gamma", 0.0, "gamma=0.0"), ("lam", 1.5, "lam=1.5"), ("actor_gradient", "magic", "actor_gradient='magic'"),
     ("horizon", 0, "horizon"), ("actor_lr", float("nan"), "actor_lr"),
+    ("pessimism", 1.0, "set critics to 2 or more"), ("critics", 0, "critics"),
 ])
 def test_imagination_config_refusals(field, value, needle):
     with pytest.raises(wmkit.WmkitError, match=needle):
@@ -123,10 +137,11 @@ def test_wmkit_agent_policy_on_the_command_line(tmp_path):
     assert bad.returncode == 2 and "uncertainty_penalty scores a planner's imagined futures" in bad.stderr, bad.stderr
     assert not (tmp_path / "other").exists()
     planned = [*cmd[:-1], str(tmp_path / "valued"), "--planner", "cem", "--terminal-value", "--samples", "16",
-               "--uncertainty-penalty", "0.5"]
+               "--uncertainty-penalty", "0.5", "--critics", "2", "--value-pessimism", "1"]
     done = subprocess.run(planned, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "valued" / "config.json").read_text())
     assert config["terminal_value"] is True and config["uncertainty_penalty"] == 0.5
+    assert config["critics"] == 2 and config["value_pessimism"] == 1.0
     assert [json.loads(line)["acted"] for line in (tmp_path / "valued" / "log.jsonl").read_text().splitlines()] == [
         "random", "cem"]

@@ -386,6 +386,9 @@ def agent(
                                                       "in each new model"),
     terminal_value: bool = typer.Option(False, help="the planner adds a critic's value (learned in imagination) "
                                                     "of where each plan ends"),
+    critics: int = typer.Option(1, help="--planner policy or --terminal-value: critics trained side by side"),
+    value_pessimism: float = typer.Option(0.0, help="--terminal-value with --critics 2 or more: the value is the "
+                                                    "critics' mean less this times their spread"),
     known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
                                                 "(Reacher, InvertedPendulum, HalfCheetah) instead of the model's"),
     uncertainty_penalty: float = typer.Option(0.0, help="subtract this times the members' disagreement from each "
@@ -402,7 +405,8 @@ def agent(
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
-                      imagination_updates=imagination_updates, terminal_value=terminal_value, known_task=known_task,
+                      imagination_updates=imagination_updates, terminal_value=terminal_value, critics=critics,
+                      value_pessimism=value_pessimism, known_task=known_task,
                       uncertainty_penalty=uncertainty_penalty, eval_episodes=eval_episodes, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)
     trained = [r for r in rows if not r["eval"]]

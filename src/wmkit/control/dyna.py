@@ -69,6 +69,11 @@ class AgentConfig:
     """planner="policy" or terminal_value: actor-critic updates inside each new model"""
     terminal_value: bool = False
     """a planner adds the value, learned in imagination, of where each plan ends"""
+    critics: int = 1
+    """planner="policy" or terminal_value: critics the actor-critic trains side by side (ImaginationConfig)"""
+    value_pessimism: float = 0.0
+    """terminal_value: the value is the critics' mean less this times their spread, so plans are not drawn to
+    where only some critics see value (needs critics >= 2)"""
     known_task: bool = False
     """a planner scores imagined futures by the world's own reward and termination functions of the
     observation (World.known_task: Reacher, InvertedPendulum, HalfCheetah) instead of the model's heads (PETS)"""
@@ -83,8 +88,8 @@ class AgentConfig:
     def __post_init__(self):
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
-                                                          "imagination_updates"),
-                     nonnegative_ints=("eval_episodes",), nonnegative=("uncertainty_penalty",))
+                                                          "imagination_updates", "critics"),
+                     nonnegative_ints=("eval_episodes",), nonnegative=("uncertainty_penalty", "value_pessimism"))
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 
@@ -103,6 +108,13 @@ class AgentConfig:
         if self.planner == "policy" and self.terminal_value:
             raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
                              "planner='policy' already acts with the actor-critic")
+        if self.critics != 1 and not (self.planner == "policy" or self.terminal_value):
+            raise WmkitError(f"agent config: critics={self.critics} trains an actor-critic's critics; use it with "
+                             f"terminal_value=True or planner='policy'")
+        if self.value_pessimism and not (self.terminal_value and self.critics >= 2):
+            raise WmkitError(f"agent config: value_pessimism={self.value_pessimism!r} discounts the spread between "
+                             f"the critics of a planner's terminal value; use it with terminal_value=True and "
+                             f"critics >= 2")
 
 
 def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
@@ -166,7 +178,8 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
             model = load_model(run)
             if cfg.planner == "policy" or cfg.terminal_value:
                 if learner is None:
-                    learner = ImaginedActorCritic(model, ImaginationConfig(horizon=cfg.horizon, seed=cfg.seed))
+                    learner = ImaginedActorCritic(model, ImaginationConfig(
+                        horizon=cfg.horizon, seed=cfg.seed, critics=cfg.critics, pessimism=cfg.value_pessimism))
                 learner.set_model(model)
                 learner.train(load_dataset(data, val_fraction=0.0), cfg.imagination_updates)
             if cfg.planner == "policy":

@@ -51,14 +51,24 @@ class ImaginationConfig:
     layers: int = 2
     slow_critic: float = 0.02
     """rate at which the slow critic (the bootstrap of the returns) follows the critic, per update"""
+    critics: int = 1
+    """critics trained side by side from different initial weights on the same returns (the bootstrap reads
+    their mean); where they disagree, a state lies off what the imagined data taught them"""
+    pessimism: float = 0.0
+    """the terminal value handed to a planner is the critics' mean minus this times their spread (their
+    standard deviation), so plans are not drawn to states whose value only some critics believe (with
+    `critics` > 1; TD-MPC2 and REDQ take the minimum over critics for the same reason)"""
     actor_gradient: str = "auto"
     """'backprop' through the model's dynamics, 'reinforce', or 'auto' (backprop for continuous actions
     when the model passes gradients, else reinforce)"""
     seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, "imagination config", positive_ints=("horizon", "batch", "hidden", "layers"),
-                     nonnegative=("entropy",))
+        check_fields(self, "imagination config", positive_ints=("horizon", "batch", "hidden", "layers", "critics"),
+                     nonnegative=("entropy", "pessimism"))
+        if self.pessimism > 0 and self.critics < 2:
+            raise WmkitError(f"imagination config: pessimism={self.pessimism!r} reads the spread between critics; "
+                             f"set critics to 2 or more")
         for name in ("gamma", "lam", "slow_critic"):
             v = getattr(self, name)
             if not (0 < v <= 1):
@@ -85,6 +95,17 @@ def _mlp(d_in: int, d_out: int, hidden: int, layers: int) -> nn.Sequential:
     for i, o in zip(dims[:-1], dims[1:]):
         mods += [nn.Linear(i, o), nn.LayerNorm(o), nn.SiLU()]
     return nn.Sequential(*mods, nn.Linear(dims[-1], d_out))
+
+
+class Critics(nn.Module):
+    """`n` value networks side by side: observations [..., D] -> values [..., n] (symlog space)."""
+
+    def __init__(self, d_in: int, n: int, hidden: int, layers: int):
+        super().__init__()
+        self.nets = nn.ModuleList(_mlp(d_in, 1, hidden, layers) for _ in range(n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([net(x) for net in self.nets], -1)
 
 
 class Actor(nn.Module):
@@ -152,8 +173,8 @@ class ImaginedActorCritic:
             torch.manual_seed(c.seed)
             self.actor = Actor(spec.obs_dim, spec.action_dim, spec.action_low, spec.action_high, self.discrete,
                                c.hidden, c.layers).to(self.device)
-            self.critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
-            self.slow_critic = _mlp(spec.obs_dim, 1, c.hidden, c.layers).to(self.device)
+            self.critic = Critics(spec.obs_dim, c.critics, c.hidden, c.layers).to(self.device)
+            self.slow_critic = Critics(spec.obs_dim, c.critics, c.hidden, c.layers).to(self.device)
         self.slow_critic.load_state_dict(self.critic.state_dict())
         self.slow_critic.requires_grad_(False)  # it follows the critic by EMA only
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
@@ -176,18 +197,26 @@ class ImaginedActorCritic:
         self.actor.obs_std.copy_(obs_std.clamp_min(1e-6))
         self.normalised = True
 
-    def value(self, obs: torch.Tensor, slow: bool = False) -> torch.Tensor:
-        """The critic's value of observations, in symlog space (it reads them scaled as the actor does)."""
+    def values(self, obs: torch.Tensor, slow: bool = False) -> torch.Tensor:
+        """Each critic's value of observations [..., D] -> [..., critics], in symlog space (they read the
+        observations scaled as the actor does)."""
         net = self.slow_critic if slow else self.critic
-        return net((obs - self.actor.obs_mean) / self.actor.obs_std)[..., 0]
+        return net((obs - self.actor.obs_mean) / self.actor.obs_std)
+
+    def value(self, obs: torch.Tensor, slow: bool = False) -> torch.Tensor:
+        """The critics' mean value of observations, in symlog space."""
+        return self.values(obs, slow).mean(-1)
 
     def terminal_value(self):
-        """The critic as a planner's terminal value: observations [N, D] -> expected discounted return [N]
-        (in reward units) of the actor from there. Read at call time, so it follows later updates."""
+        """The critics as a planner's terminal value: observations [N, D] -> expected discounted return [N]
+        (in reward units) of the actor from there, their mean less `pessimism` times their spread. Read at
+        call time, so it follows later updates."""
+        k = self.config.pessimism
 
         def value(obs: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                return symexp(self.value(obs))
+                v = symexp(self.values(obs))
+                return v.mean(-1) - k * v.std(-1) if k > 0 else v.mean(-1)
 
         return value
 
@@ -253,8 +282,8 @@ class ImaginedActorCritic:
                 torch.nn.utils.clip_grad_norm_(self.actor.parameters(), 100.0)
                 self.actor_opt.step()
 
-                pred_v = self.value(X[:, :-1].detach())
-                critic_loss = (weight * (pred_v - symlog(returns.detach())) ** 2).mean()
+                pred_v = self.values(X[:, :-1].detach())  # [B, H, critics], each regresses the same returns
+                critic_loss = (weight[..., None] * (pred_v - symlog(returns.detach())[..., None]) ** 2).mean()
                 self.critic_opt.zero_grad(set_to_none=True)
                 critic_loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.critic.parameters(), 100.0)
