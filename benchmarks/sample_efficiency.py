@@ -4,8 +4,8 @@ side by side in one run, return against environment steps.
     python benchmarks/sample_efficiency.py [--worlds Pendulum-v1 InvertedPendulum-v5 Reacher-v5]
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
         [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--samples 200] [--iterations 4]
-        [--train-steps 1000] [--terminal-value] [--critics 1] [--value-pessimism 0] [--uncertainty-penalty 0]
-        [--known-task]
+        [--train-steps 1000] [--terminal-value] [--value-from imagination] [--critics 1] [--value-pessimism 0]
+        [--uncertainty-penalty 0] [--known-task]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -23,8 +23,8 @@ the evaluations (from the learning curves with `--eval-episodes 0`). `--oracle-e
 same planner over the true simulator (the planning gap: learned-model return relative to the
 simulator's, both over random; with evaluations, from the starts of the first N evaluation episodes);
 `--terminal-value` has the planner add a critic learned in imagination at the end of each plan
-(AgentConfig.terminal_value), `--critics N --value-pessimism K` the mean of N critics less K times their
-spread;
+(AgentConfig.terminal_value; `--value-from data`: critics fitted by TD to the real transitions instead),
+`--critics N --value-pessimism K` the mean of N critics less K times their spread;
 `--known-task` has it score plans by the world's own reward function of the observation (Reacher,
 InvertedPendulum, HalfCheetah: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
@@ -169,6 +169,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=4, help="planner iterations per control step")
     ap.add_argument("--train-steps", type=int, default=1000, help="training steps of each retrain of the model")
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
+    ap.add_argument("--value-from", default="imagination", choices=("imagination", "data"),
+                    help="where the terminal value is learned: inside each model, or from the real transitions")
     ap.add_argument("--critics", type=int, default=1, help="critics of the terminal value, trained side by side")
     ap.add_argument("--value-pessimism", type=float, default=0.0,
                     help="the terminal value is the critics' mean less this times their spread")
@@ -186,7 +188,8 @@ def main() -> None:
             wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, cap, planner=args.planner,
                                                 model_preset=args.preset, samples=args.samples,
                                                 iterations=args.iterations, train_steps=args.train_steps,
-                                                terminal_value=args.terminal_value, critics=args.critics,
+                                                terminal_value=args.terminal_value, value_from=args.value_from,
+                                                critics=args.critics,
                                                 value_pessimism=args.value_pessimism,
                                                 uncertainty_penalty=args.uncertainty_penalty,
                                                 known_task=args.known_task, eval_episodes=args.eval_episodes)
@@ -255,7 +258,7 @@ def write(args, rows: list[dict], complete: bool) -> dict:
               "known_task": args.known_task, "eval_episodes": args.eval_episodes,
               "preset": args.preset, "samples": args.samples, "iterations": args.iterations,
               "train_steps": args.train_steps, "uncertainty_penalty": args.uncertainty_penalty, "seeds": args.seeds,
-              "critics": args.critics, "value_pessimism": args.value_pessimism,
+              "value_from": args.value_from, "critics": args.critics, "value_pessimism": args.value_pessimism,
               "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -238,6 +238,8 @@ def test_wmkit_agent_on_the_command_line_and_its_refusals(tmp_path):
                          (["--uncertainty-penalty", "-1"], "uncertainty_penalty=-1"),
                          (["--critics", "3"], "critics=3 trains an actor-critic's critics"),
                          (["--terminal-value", "--value-pessimism", "1"], "use it with terminal_value=True and critics"),
+                         (["--value-from", "data"], "value_from='data' says where a planner's terminal value"),
+                         (["--terminal-value", "--value-from", "model"], "value_from='model'; choose imagination"),
                          (["--world", "Pendulum-v1", "--safety", "falls"], "no unsafe event 'falls'"),
                          (["--out", str(tmp_path / "cli")], "not empty")]:
         out = tmp_path / "fresh" if "--out" not in args else None

@@ -386,6 +386,8 @@ def agent(
                                                       "in each new model"),
     terminal_value: bool = typer.Option(False, help="the planner adds a critic's value (learned in imagination) "
                                                     "of where each plan ends"),
+    value_from: str = typer.Option("imagination", help="--terminal-value: learn the value in imagination (inside "
+                                                       "each model) or from the real transitions (data)"),
     critics: int = typer.Option(1, help="--planner policy or --terminal-value: critics trained side by side"),
     value_pessimism: float = typer.Option(0.0, help="--terminal-value with --critics 2 or more: the value is the "
                                                     "critics' mean less this times their spread"),
@@ -405,7 +407,8 @@ def agent(
                       retrain_every=retrain_every,
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
-                      imagination_updates=imagination_updates, terminal_value=terminal_value, critics=critics,
+                      imagination_updates=imagination_updates, terminal_value=terminal_value, value_from=value_from,
+                      critics=critics,
                       value_pessimism=value_pessimism, known_task=known_task,
                       uncertainty_penalty=uncertainty_penalty, eval_episodes=eval_episodes, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)

@@ -20,7 +20,8 @@ goes on learning inside the new model for `imagination_updates` updates, from mo
 far, and the actor (sampling, so it explores) acts for the next episode; the actor and critic carry
 over from model to model, as in Dreamer. With `terminal_value=True` a planner acts and the same
 actor-critic learns alongside it: its critic scores where each plan ends (MPC with a learned value,
-as in TD-MPC and LOOP), so the planner sees past its horizon.
+as in TD-MPC and LOOP), so the planner sees past its horizon; with `value_from="data"` that value is
+fitted to the real transitions instead (control/value.py), and no actor is trained.
 """
 
 from __future__ import annotations
@@ -66,11 +67,16 @@ class AgentConfig:
     """an unsafe event of the world (e.g. cup_leaves_table) that plans must avoid"""
     max_risk: float = 0.1
     imagination_updates: int = 500
-    """planner="policy" or terminal_value: actor-critic updates inside each new model"""
+    """planner="policy" or terminal_value: actor-critic updates inside each new model (or, with
+    value_from='data', TD updates of the data value after each retrain)"""
     terminal_value: bool = False
     """a planner adds the value, learned in imagination, of where each plan ends"""
+    value_from: str = "imagination"
+    """terminal_value: where the value is learned: 'imagination' (the critic of an actor-critic trained inside
+    each new model) or 'data' (critics fitted by TD to the real transitions so far: the value of what the
+    agent did from each state, events the model never learned included; control/value.py)"""
     critics: int = 1
-    """planner="policy" or terminal_value: critics the actor-critic trains side by side (ImaginationConfig)"""
+    """planner="policy" or terminal_value: critics the actor-critic (or the data value) trains side by side"""
     value_pessimism: float = 0.0
     """terminal_value: the value is the critics' mean less this times their spread, so plans are not drawn to
     where only some critics see value (needs critics >= 2)"""
@@ -111,6 +117,11 @@ class AgentConfig:
         if self.critics != 1 and not (self.planner == "policy" or self.terminal_value):
             raise WmkitError(f"agent config: critics={self.critics} trains an actor-critic's critics; use it with "
                              f"terminal_value=True or planner='policy'")
+        if self.value_from not in ("imagination", "data"):
+            raise WmkitError(f"agent config: value_from={self.value_from!r}; choose imagination or data")
+        if self.value_from != "imagination" and not self.terminal_value:
+            raise WmkitError(f"agent config: value_from={self.value_from!r} says where a planner's terminal value is "
+                             f"learned; use it with terminal_value=True")
         if self.value_pessimism and not (self.terminal_value and self.critics >= 2):
             raise WmkitError(f"agent config: value_pessimism={self.value_pessimism!r} discounts the spread between "
                              f"the critics of a planner's terminal value; use it with terminal_value=True and "
@@ -121,6 +132,7 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
     """Run the loop; returns the log rows (also in OUT/log.jsonl)."""
     from wmkit.control import Objective, SafetyFilter, make_planner
     from wmkit.control.imagination import ImaginationConfig, ImaginedActorCritic
+    from wmkit.control.value import DataValue, DataValueConfig
     from wmkit.data import load_dataset
     from wmkit.data.collect import collect
     from wmkit.models import load_model, preset_config
@@ -176,7 +188,12 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
             train(data, run, "ensemble", TrainConfig(steps=cfg.train_steps, seed=cfg.seed + episode, val_fraction=0.0),
                   model_config=model_config, progress=False)
             model = load_model(run)
-            if cfg.planner == "policy" or cfg.terminal_value:
+            if cfg.value_from == "data":  # the terminal value from the real transitions, not the model
+                if learner is None:
+                    learner = DataValue(model.spec.obs_dim, DataValueConfig(
+                        seed=cfg.seed, critics=cfg.critics, pessimism=cfg.value_pessimism), device=model.device)
+                learner.train(load_dataset(data, val_fraction=0.0), cfg.imagination_updates)
+            elif cfg.planner == "policy" or cfg.terminal_value:
                 if learner is None:
                     learner = ImaginedActorCritic(model, ImaginationConfig(
                         horizon=cfg.horizon, seed=cfg.seed, critics=cfg.critics, pessimism=cfg.value_pessimism))
