@@ -185,14 +185,7 @@ def main() -> None:
         per_seed = []
         for seed in args.seeds:
             cap = args.max_episode_steps
-            wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, cap, planner=args.planner,
-                                                model_preset=args.preset, samples=args.samples,
-                                                iterations=args.iterations, train_steps=args.train_steps,
-                                                terminal_value=args.terminal_value, value_from=args.value_from,
-                                                critics=args.critics,
-                                                value_pessimism=args.value_pessimism,
-                                                uncertainty_penalty=args.uncertainty_penalty,
-                                                known_task=args.known_task, eval_episodes=args.eval_episodes)
+            wm_curve, wm_eval, wm_s = run_wmkit(world, args.wmkit_steps, seed, cap, **agent_fields(args))
             sac_curve, sac_eval, sac_s = run_sac(world, args.sac_steps, seed, cap, (args.wmkit_steps, args.sac_steps),
                                                  args.eval_episodes)
             mean = lambda v: float(np.mean(v)) if v else nan  # noqa: E731
@@ -251,15 +244,19 @@ def summarise(world: str, per_seed: list[dict], args) -> dict:
     return row
 
 
+def agent_fields(args) -> dict:
+    """The AgentConfig fields this run sets (the same dict goes into the JSON as `agent`)."""
+    return {"planner": args.planner, "model_preset": args.preset, "samples": args.samples,
+            "iterations": args.iterations, "train_steps": args.train_steps, "terminal_value": args.terminal_value,
+            "value_from": args.value_from, "critics": args.critics, "value_pessimism": args.value_pessimism,
+            "uncertainty_penalty": args.uncertainty_penalty, "known_task": args.known_task,
+            "eval_episodes": args.eval_episodes}
+
+
 def write(args, rows: list[dict], complete: bool) -> dict:
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
     result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
-              "sac_steps": args.sac_steps, "planner": args.planner, "terminal_value": args.terminal_value,
-              "known_task": args.known_task, "eval_episodes": args.eval_episodes,
-              "preset": args.preset, "samples": args.samples, "iterations": args.iterations,
-              "train_steps": args.train_steps, "uncertainty_penalty": args.uncertainty_penalty, "seeds": args.seeds,
-              "value_from": args.value_from, "critics": args.critics, "value_pessimism": args.value_pessimism,
-              "machine": machine,
+              "sac_steps": args.sac_steps, "seeds": args.seeds, "agent": agent_fields(args), "machine": machine,
               "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
