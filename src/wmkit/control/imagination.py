@@ -90,6 +90,12 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
+def pessimistic(values: torch.Tensor, k: float) -> torch.Tensor:
+    """Critics' values [..., n] in symlog space -> their mean in reward units, less k times their spread."""
+    v = symexp(values)
+    return v.mean(-1) - k * v.std(-1) if k > 0 else v.mean(-1)
+
+
 def _mlp(d_in: int, d_out: int, hidden: int, layers: int) -> nn.Sequential:
     dims, mods = [d_in] + [hidden] * layers, []
     for i, o in zip(dims[:-1], dims[1:]):
@@ -215,8 +221,7 @@ class ImaginedActorCritic:
 
         def value(obs: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                v = symexp(self.values(obs))
-                return v.mean(-1) - k * v.std(-1) if k > 0 else v.mean(-1)
+                return pessimistic(self.values(obs), k)
 
         return value
 

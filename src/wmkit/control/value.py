@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmkit.control.imagination import Critics, symexp, symlog
+from wmkit.control.imagination import Critics, pessimistic, symexp, symlog
 from wmkit.errors import WmkitError, check_fields
 
 
@@ -112,7 +112,6 @@ class DataValue:
 
         def value(obs: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                v = symexp(self.values(obs.to(self.device)))
-                return v.mean(-1) - k * v.std(-1) if k > 0 else v.mean(-1)
+                return pessimistic(self.values(obs.to(self.device)), k)
 
         return value
