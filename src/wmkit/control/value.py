@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wmkit.control.imagination import Critics, pessimistic, symexp, symlog
+from wmkit.control.imagination import Critics, pessimistic, symlog
 from wmkit.errors import WmkitError, check_fields
 
 
@@ -92,7 +92,7 @@ class DataValue:
         for _ in range(updates):
             b = steps.sample(c.batch, gen).to(self.device)
             with torch.no_grad():
-                after = symexp(self.values(b.obs[:, 1], target=True)).mean(-1)
+                after = pessimistic(self.values(b.obs[:, 1], target=True), 0.0)  # the target critics' mean
                 goal = b.rewards[:, 0] + c.gamma * (1 - b.terminated[:, 0]) * after
             loss = ((self.values(b.obs[:, 0]) - symlog(goal)[:, None]) ** 2).mean()
             self.opt.zero_grad()
