@@ -29,7 +29,10 @@ simulator's, both over random; with evaluations, from the starts of the first N 
 InvertedPendulum, HalfCheetah: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
 out (e.g. HalfCheetah's planning gap alone, with `--max-episode-steps 200`). Writes
-benchmarks/results/sample_efficiency.json with every curve.
+benchmarks/results/sample_efficiency.json with every curve (`--out` elsewhere). Seeds are independent:
+run one process per seed side by side (`--seeds 1 --out se_s1.json`, ...), then
+`--merge se_s0.json se_s1.json ... --out se.json` runs nothing and writes the one table over all of
+them (it refuses runs whose settings differ, or a seed given twice).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+nan = float("nan")
 
 
 def return_at(curve: list[tuple[int, float]], steps: int, last: int = 3) -> float:
@@ -178,9 +182,15 @@ def main() -> None:
                     help="the planner subtracts this times the members' disagreement at each imagined step")
     ap.add_argument("--known-task", action="store_true", help="plans scored by the world's own reward function")
     ap.add_argument("--out", default=str(RESULTS / "sample_efficiency.json"))
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="run nothing: one table from these results of the same settings over different seeds")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows, nan = [], float("nan")
+    if args.merge:
+        return merge(args.merge, args.out)
+    rows, evaluated = [], args.eval_episodes > 0
+    settings = {"wmkit_steps": args.wmkit_steps, "sac_steps": args.sac_steps, "seeds": args.seeds,
+                "agent": agent_fields(args)}
     for world in args.worlds:
         per_seed = []
         for seed in args.seeds:
@@ -205,20 +215,25 @@ def main() -> None:
             print(f"{world} seed {seed}: wmkit {last['wmkit']:.1f} (evaluated {last['wmkit_eval']:.1f}) at "
                   f"{args.wmkit_steps} steps ({wm_s:.0f} s), SAC {last['sac']:.1f} (evaluated {last['sac_eval']:.1f}) "
                   f"at {args.sac_steps} ({sac_s:.0f} s)", flush=True)
-            write(args, [*rows, summarise(world, per_seed, args)], complete=False)  # a long run keeps what it has
-        rows.append(summarise(world, per_seed, args))
-    write(args, rows, complete=True)
+            write(args.out, settings, [*rows, summarise(world, per_seed, evaluated)], complete=False)  # a long run keeps what it has
+        rows.append(summarise(world, per_seed, evaluated))
+    write(args.out, settings, rows, complete=True)
+    print_table(rows, args.wmkit_steps, args.sac_steps, args.seeds, args.eval_episodes)
+    print(f"wrote {args.out}")
+
+
+def print_table(rows: list[dict], wmkit_steps: int, sac_steps: int, seeds: list[int], eval_episodes: int) -> None:
     k = lambda n: f"{n / 1000:g}k"  # noqa: E731
-    print(f"\nsample efficiency: mean +- spread over seeds {args.seeds}; 'episodes': the return of each method's "
-          f"last training episodes by that step; 'evaluated': {args.eval_episodes} episodes of the agent as it "
+    print(f"\nsample efficiency: mean +- spread over seeds {seeds}; 'episodes': the return of each method's "
+          f"last training episodes by that step; 'evaluated': {eval_episodes} episodes of the agent as it "
           f"stands at that step, from the same starts for both")
-    print(f"{'world':>20} {'protocol':>9} {'random':>16} {'wmkit @' + k(args.wmkit_steps):>16} "
-          f"{'SAC @' + k(args.wmkit_steps):>16} {'SAC @' + k(args.sac_steps):>16} {'oracle MPC':>16} {'gap':>6} "
+    print(f"{'world':>20} {'protocol':>9} {'random':>16} {'wmkit @' + k(wmkit_steps):>16} "
+          f"{'SAC @' + k(wmkit_steps):>16} {'SAC @' + k(sac_steps):>16} {'oracle MPC':>16} {'gap':>6} "
           f"{'target':>7}")
     cell = lambda v: f"{v[0]:9.1f} +-{v[1]:5.1f}"  # noqa: E731
     for r in rows:
         gap = r.get("planning_gap")
-        protocols = [("episodes", "")] + ([("evaluated", "_eval")] if args.eval_episodes else [])
+        protocols = [("episodes", "")] + ([("evaluated", "_eval")] if eval_episodes else [])
         for name, sfx in protocols:
             sac_early = r["sac_at_wmkit_steps" if not sfx else "sac_eval_at_wmkit_steps"]
             headline = name == protocols[-1][0]  # the gap and the target are read from the last protocol
@@ -227,20 +242,19 @@ def main() -> None:
                   f"{cell(r['oracle']) if 'oracle' in r and headline else '-':>16} "
                   f"{'-' if gap is None or not headline else f'{gap:.2f}':>6} "
                   f"{('met' if r['target_met'] else 'not met') if headline else '':>7}")
-    print(f"wrote {args.out}")
 
 
-def summarise(world: str, per_seed: list[dict], args) -> dict:
+def summarise(world: str, per_seed: list[dict], evaluated: bool) -> dict:
     row = {"world": world, "seeds": per_seed}
     for key in ("random", "wmkit", "sac_at_wmkit_steps", "sac", "wmkit_eval", "sac_eval_at_wmkit_steps", "sac_eval"):
         row[key] = mean_spread([s[key] for s in per_seed])
-    wmkit, sac = ("wmkit_eval", "sac_eval") if args.eval_episodes else ("wmkit", "sac")
-    if args.oracle_episodes:
-        row["oracle"] = mean_spread([s["oracle"] for s in per_seed])
+    wmkit, sac = ("wmkit_eval", "sac_eval") if evaluated else ("wmkit", "sac")
+    if any(s["oracle"] is not None for s in per_seed):
+        row["oracle"] = mean_spread([nan if s["oracle"] is None else s["oracle"] for s in per_seed])
         span = row["oracle"][0] - row["random"][0]
         row["planning_gap"] = (row[wmkit][0] - row["random"][0]) / span if span > 0 else None
     row["target_met"] = bool(row[wmkit][0] >= row[sac][0])
-    row["target_protocol"] = "evaluated" if args.eval_episodes else "episodes"
+    row["target_protocol"] = "evaluated" if evaluated else "episodes"
     return row
 
 
@@ -253,14 +267,58 @@ def agent_fields(args) -> dict:
             "eval_episodes": args.eval_episodes}
 
 
-def write(args, rows: list[dict], complete: bool) -> dict:
+def write(out: str, settings: dict, rows: list[dict], complete: bool) -> dict:
+    """`settings`: wmkit_steps, sac_steps, seeds and agent (agent_fields) of the run."""
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    result = {"benchmark": "sample_efficiency", "complete": complete, "wmkit_steps": args.wmkit_steps,
-              "sac_steps": args.sac_steps, "seeds": args.seeds, "agent": agent_fields(args), "machine": machine,
-              "target": f"wmkit at {args.wmkit_steps} steps >= SAC at {args.sac_steps} steps", "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    result = {"benchmark": "sample_efficiency", "complete": complete, **settings, "machine": machine,
+              "target": f"wmkit at {settings['wmkit_steps']} steps >= SAC at {settings['sac_steps']} steps",
+              "rows": rows}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2))
     return result
+
+
+SAME = ("wmkit_steps", "sac_steps", "agent")  # what runs must share to be merged
+
+
+def merge(paths: list[str], out: str) -> None:
+    """One table from runs of the same settings over different seeds (e.g. one process per seed, side by
+    side on the cores there are): their per-seed results, summarised afresh, written to `out`."""
+    runs = []
+    for path in paths:
+        try:
+            run = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"--merge: cannot read {path} ({e}); give JSON files this benchmark wrote") from e
+        if run.get("benchmark") != "sample_efficiency":
+            raise SystemExit(f"--merge: {path} is not a sample_efficiency result (benchmark: {run.get('benchmark')!r})")
+        if not run.get("complete"):
+            print(f"note: {path} is an unfinished run; merging the seeds it has finished")
+        first = runs[0] if runs else (path, run)
+        flat = lambda r: {k: r.get(k) for k in SAME[:-1]} | dict(r.get("agent") or {})  # noqa: E731
+        differ = {k: (v, flat(first[1]).get(k)) for k, v in flat(run).items() if v != flat(first[1]).get(k)}
+        if differ:
+            said = ", ".join(f"{k}={a!r} against {b!r}" for k, (a, b) in differ.items())
+            raise SystemExit(f"--merge: {path} differs from {first[0]} in {said}; merge only runs of the same settings")
+        runs.append((path, run))
+    if not runs:
+        raise SystemExit("--merge: give at least one JSON file")
+    per_world: dict[str, dict[int, dict]] = {}
+    for path, run in runs:
+        for row in run["rows"]:
+            for seed_result in row["seeds"]:
+                seeds = per_world.setdefault(row["world"], {})
+                if seed_result["seed"] in seeds:
+                    raise SystemExit(f"--merge: {row['world']} seed {seed_result['seed']} is in more than one file "
+                                     f"(again in {path}); give each seed once")
+                seeds[seed_result["seed"]] = seed_result
+    evaluated = bool(runs[0][1]["agent"].get("eval_episodes"))
+    rows = [summarise(world, [seeds[k] for k in sorted(seeds)], evaluated) for world, seeds in per_world.items()]
+    all_seeds = sorted({k for seeds in per_world.values() for k in seeds})
+    settings = {key: runs[0][1][key] for key in SAME} | {"seeds": all_seeds, "merged_from": [p for p, _ in runs]}
+    write(out, settings, rows, complete=all(run.get("complete") for _, run in runs))
+    print_table(rows, settings["wmkit_steps"], settings["sac_steps"], all_seeds, runs[0][1]["agent"]["eval_episodes"])
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
