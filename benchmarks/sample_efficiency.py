@@ -5,7 +5,7 @@ side by side in one run, return against environment steps.
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
         [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--samples 200] [--iterations 4]
         [--train-steps 1000] [--terminal-value] [--value-from imagination] [--critics 1] [--value-pessimism 0]
-        [--uncertainty-penalty 0] [--known-task]
+        [--uncertainty-penalty 0] [--known-task] [--policy-prior 0] [--merge JSON ...]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -24,7 +24,8 @@ same planner over the true simulator (the planning gap: learned-model return rel
 simulator's, both over random; with evaluations, from the starts of the first N evaluation episodes);
 `--terminal-value` has the planner add a critic learned in imagination at the end of each plan
 (AgentConfig.terminal_value; `--value-from data`: critics fitted by TD to the real transitions instead),
-`--critics N --value-pessimism K` the mean of N critics less K times their spread;
+`--policy-prior K` has the actor of that actor-critic propose K plans at every control step beside the
+planner's samples (TD-MPC2's policy samples), `--critics N --value-pessimism K` the mean of N critics less K times their spread;
 `--known-task` has it score plans by the world's own reward function of the observation (Reacher,
 InvertedPendulum, HalfCheetah: World.known_task) instead of the model's reward head;
 `--sac-steps 0` leaves SAC
@@ -175,6 +176,8 @@ def main() -> None:
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
     ap.add_argument("--value-from", default="imagination", choices=("imagination", "data"),
                     help="where the terminal value is learned: inside each model, or from the real transitions")
+    ap.add_argument("--policy-prior", type=int, default=0,
+                    help="the planner also imagines this many plans proposed by an actor trained in imagination")
     ap.add_argument("--critics", type=int, default=1, help="critics of the terminal value, trained side by side")
     ap.add_argument("--value-pessimism", type=float, default=0.0,
                     help="the terminal value is the critics' mean less this times their spread")
@@ -262,7 +265,7 @@ def agent_fields(args) -> dict:
     """The AgentConfig fields this run sets (the same dict goes into the JSON as `agent`)."""
     return {"planner": args.planner, "model_preset": args.preset, "samples": args.samples,
             "iterations": args.iterations, "train_steps": args.train_steps, "terminal_value": args.terminal_value,
-            "value_from": args.value_from, "critics": args.critics, "value_pessimism": args.value_pessimism,
+            "value_from": args.value_from, "policy_prior": args.policy_prior, "critics": args.critics, "value_pessimism": args.value_pessimism,
             "uncertainty_penalty": args.uncertainty_penalty, "known_task": args.known_task,
             "eval_episodes": args.eval_episodes}
 

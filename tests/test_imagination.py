@@ -12,6 +12,7 @@ import torch
 
 import wmkit
 from wmkit.actions import decode
+from wmkit.control import PlannerPolicy, make_planner
 from wmkit.control.imagination import ImaginationConfig, ImaginedActorCritic, symexp, symlog
 from wmkit.data.collect import collect
 from wmkit.models import load_model, preset_config, reference_model
@@ -73,6 +74,15 @@ def test_an_actor_trained_only_in_imagination_swings_the_real_pendulum(pendulum)
     before = value(hanging).clone()
     learner.train(data, 20)
     assert not torch.allclose(value(hanging), before)  # it reads the critic as it is now
+    # the actor as a planner's prior: its proposals, rolled through the model, lift a starved search
+    propose = learner.prior(6)
+    plans = propose(model.observe(upright[:, None], torch.zeros(1, 0, 1)), upright, 7)  # balancing: no full torque
+    assert plans.shape == (6, 7, 1) and plans.abs().max() <= 2 and plans.std(0).mean() > 0.05
+    assert torch.allclose(plans[0, 0], learner.actor.act(upright)[0])  # the first: the actor's mean action
+    budget = {"horizon": 10, "samples": 8, "iterations": 1, "elites": 2, "seed": 0}
+    starved = _real_return("Pendulum-v1", PlannerPolicy(make_planner("cem", model, **budget)), seeds)
+    guided = _real_return("Pendulum-v1", PlannerPolicy(make_planner("cem", model, prior=propose, **budget)), seeds)
+    assert guided > starved + 200, (guided, starved)
 
 
 def test_critics_side_by_side_and_a_pessimistic_terminal_value(pendulum):
@@ -145,3 +155,31 @@ def test_wmkit_agent_policy_on_the_command_line(tmp_path):
     assert config["critics"] == 2 and config["value_pessimism"] == 1.0
     assert [json.loads(line)["acted"] for line in (tmp_path / "valued" / "log.jsonl").read_text().splitlines()] == [
         "random", "cem"]
+
+
+def test_the_dyna_loop_plans_with_the_actor_as_a_prior(tmp_path, monkeypatch):
+    from wmkit.control.dyna import AgentConfig, run_agent
+
+    calls = []
+    original = ImaginedActorCritic.prior
+
+    def counted(self, samples=24):
+        propose = original(self, samples)
+
+        def spy(state, obs, horizon):
+            plans = propose(state, obs, horizon)
+            calls.append(tuple(plans.shape))
+            return plans
+        return spy
+
+    monkeypatch.setattr(ImaginedActorCritic, "prior", counted)
+    rows = run_agent(AgentConfig(world="Pendulum-v1", steps=150, planner="icem", policy_prior=4, samples=16,
+                                 iterations=2, horizon=5, train_steps=50, imagination_updates=10, retrain_every=50,
+                                 max_episode_steps=50), tmp_path / "a", say=lambda *_: None)
+    planned = sum(50 for r in rows if r["acted"] == "icem")
+    assert planned == 100 and calls == [(4, 5, 1)] * planned  # one proposal batch per planned step
+    for kwargs, needle in [({"planner": "policy", "policy_prior": 4}, "already acts with the actor"),
+                           ({"policy_prior": 4, "terminal_value": True, "value_from": "data"}, "trains no actor"),
+                           ({"policy_prior": -1}, "policy_prior=-1")]:
+        with pytest.raises(wmkit.WmkitError, match=needle):
+            AgentConfig(**kwargs)

@@ -389,6 +389,8 @@ def agent(
     value_from: str = typer.Option("imagination", help="--terminal-value: learn the value in imagination (inside "
                                                        "each model) or from the real transitions (data)"),
     critics: int = typer.Option(1, help="--planner policy or --terminal-value: critics trained side by side"),
+    policy_prior: int = typer.Option(0, help="the planner also imagines this many plans proposed by an actor "
+                                             "trained in imagination (TD-MPC2's policy samples)"),
     value_pessimism: float = typer.Option(0.0, help="--terminal-value with --critics 2 or more: the value is the "
                                                     "critics' mean less this times their spread"),
     known_task: bool = typer.Option(False, help="score plans by the world's own reward function of the observation "
@@ -408,7 +410,7 @@ def agent(
                       model_preset=preset, horizon=horizon, samples=samples, iterations=iterations,
                       max_episode_steps=max_episode_steps, safety=safety, max_risk=max_risk,
                       imagination_updates=imagination_updates, terminal_value=terminal_value, value_from=value_from,
-                      critics=critics,
+                      critics=critics, policy_prior=policy_prior,
                       value_pessimism=value_pessimism, known_task=known_task,
                       uncertainty_penalty=uncertainty_penalty, eval_episodes=eval_episodes, seed=seed)
     rows = run_agent(cfg, out, say=typer.echo)

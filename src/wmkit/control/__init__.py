@@ -12,9 +12,10 @@ PLANNERS = {"cem": (CEMPlanner, CEMConfig), "icem": (ICEMPlanner, ICEMConfig), "
 
 
 def make_planner(name: str, model, objective: Objective | None = None, safety: SafetyFilter | None = None,
-                 **config) -> Planner:
+                 prior=None, **config) -> Planner:
     """A planner by name ("cem", "icem", "mppi", "cem-discrete") over `model`, its config fields given as
-    keywords. "cem" on a model of discrete actions is "cem-discrete"."""
+    keywords. "cem" on a model of discrete actions is "cem-discrete". `prior`: a policy's proposals
+    (Planner's docstring), for the continuous planners."""
     from wmkit.errors import WmkitError
 
     if name not in PLANNERS:
@@ -26,7 +27,7 @@ def make_planner(name: str, model, objective: Objective | None = None, safety: S
     unknown = sorted(set(config) - fields)
     if unknown:
         raise WmkitError(f"{name} config has no field {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
-    return planner(model, config_class(**config), objective, safety)
+    return planner(model, config_class(**config), objective, safety, prior)
 
 
 __all__ = ["PLANNERS", "CEMConfig", "CEMPlanner", "DiscreteCEMConfig", "DiscreteCEMPlanner", "DreamEnv", "ICEMConfig", "ICEMPlanner", "MPPIConfig", "MPPIPlanner",

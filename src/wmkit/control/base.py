@@ -31,6 +31,12 @@ ahead at H = 15, too late to stop).
 
 A planner given a `SafetyFilter` (control/safety.py) rejects the sequences whose imagined futures
 reach the filter's unsafe event too often.
+
+A planner given a `prior` (a function (state, observation [1, D], horizon) -> action sequences
+[K, H, A], e.g. `ImaginedActorCritic.prior()`: a policy acting through the model from the current
+state) imagines those K sequences beside its own samples at every iteration, so a policy's proposals
+compete with the search's (TD-MPC's and TD-MPC2's policy samples, LOOP's); it then plans with
+`plan(state, obs)`, the observation the policy acts on.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class Planner(ABC):
     name = ""
     action_kind = "continuous"  # the kind of action this planner searches
 
-    def __init__(self, model, config, objective: Objective | None = None, safety=None):
+    def __init__(self, model, config, objective: Objective | None = None, safety=None, prior=None):
         self.model, self.config = model, config
         kind = getattr(model.spec, "action_kind", "continuous")
         if kind != self.action_kind:
@@ -125,6 +131,13 @@ class Planner(ABC):
                                  "disagreement for a safety filter or an uncertainty penalty to read; use "
                                  "particles='members'")
         self.safety = safety  # a SafetyFilter: sequences whose futures reach its event too often are rejected
+        if prior is not None and not callable(prior):
+            raise WmkitError(f"prior={prior!r} must be a function (state, observation [1, D], horizon) -> action "
+                             f"sequences [K, horizon, A], e.g. ImaginedActorCritic.prior()")
+        if prior is not None and self.action_kind != "continuous":
+            raise WmkitError(f"the {self.name} planner takes no prior; a policy's proposals join the continuous "
+                             f"planners (cem, icem, mppi)")
+        self.prior, self._proposed = prior, None
         if safety is not None and safety.model is not model:
             raise WmkitError("the safety filter must imagine with the planner's own model")
         spec, o = model.spec, self.objective
@@ -242,13 +255,36 @@ class Planner(ABC):
         return score if self.safety is None else score - self.safety.penalty(pred)
 
     @torch.no_grad()
-    def plan(self, state) -> torch.Tensor:
-        """The action [A] to take now from `state` (a batch-1 State from `observe`)."""
+    def plan(self, state, obs=None) -> torch.Tensor:
+        """The action [A] to take now from `state` (a batch-1 State from `observe`); `obs` [D] (or [1, D]), the
+        current observation, is what a prior's policy acts on (needed with a prior, ignored without)."""
         if state.batch_size != 1:
             raise WmkitError(f"plan() takes one state (batch 1), got a batch of {state.batch_size}")
+        self._proposed = None if self.prior is None else self._propose(state, obs)
         mean = self._search(state)
         self.mean = torch.cat([mean[1:], mean[-1:]])  # warm start for the next step
         return mean[0]
+
+    def _propose(self, state, obs) -> torch.Tensor:
+        """The prior's action sequences [K, H, A] from `state`, clipped to the action bounds."""
+        spec, H = self.model.spec, self.config.horizon
+        if obs is None:
+            raise WmkitError("this planner has a prior, a policy that acts on the current observation: call "
+                             "plan(state, obs) (PlannerPolicy does)")
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.model.device)
+        if obs.numel() != spec.obs_dim:
+            raise WmkitError(f"plan(state, obs): obs has shape {tuple(obs.shape)}; give the current observation, "
+                             f"{spec.obs_dim} values")
+        proposed = self.prior(state, obs.reshape(1, -1), H)
+        if not (isinstance(proposed, torch.Tensor) and proposed.ndim == 3
+                and tuple(proposed.shape[1:]) == (H, spec.action_dim)):
+            raise WmkitError(f"the prior returned {tuple(getattr(proposed, 'shape', ()))}; it must return action "
+                             f"sequences [K, {H}, {spec.action_dim}] (K proposals of the horizon's length)")
+        return self.clip(proposed.to(self.low.device, torch.float32))
+
+    def proposed(self) -> list[torch.Tensor]:
+        """The prior's sequences for this control step, as a list to join a planner's candidates ([] without)."""
+        return [] if self._proposed is None else [self._proposed]
 
     @abstractmethod
     def _search(self, state) -> torch.Tensor:
@@ -278,6 +314,6 @@ class PlannerPolicy:
         a = torch.as_tensor(np.asarray(acts, dtype=np.float32).reshape(len(acts), model.spec.action_dim),
                             device=model.device)[None]
         with torch.no_grad():
-            action = self.planner.plan(model.observe(o, a, **observe_kw)).cpu().numpy().astype(np.float32)
+            action = self.planner.plan(model.observe(o, a, **observe_kw), o[0, -1]).cpu().numpy().astype(np.float32)
         self.seen_act = (self.seen_act + [action])[-C:]  # no more than the next context needs
         return action

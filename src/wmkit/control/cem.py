@@ -44,16 +44,18 @@ class CEMConfig:
 class CEMPlanner(Planner):
     name = "cem"
 
-    def __init__(self, model, config: CEMConfig | None = None, objective: Objective | None = None, safety=None):
-        super().__init__(model, config or CEMConfig(), objective, safety)
+    def __init__(self, model, config: CEMConfig | None = None, objective: Objective | None = None, safety=None,
+                 prior=None):
+        super().__init__(model, config or CEMConfig(), objective, safety, prior)
 
     def _search(self, state) -> torch.Tensor:
         c = self.config
-        starts = state.repeat(c.samples)
+        proposed = self.proposed()  # a prior's sequences compete at every iteration
+        starts = state.repeat(c.samples + sum(len(p) for p in proposed))
         mean, std = self.mean, (self.half_range * c.init_std).expand(c.horizon, -1).clone()
         for _ in range(c.iterations):
             noise = torch.randn((c.samples, c.horizon, mean.shape[-1]), generator=self.generator, device=mean.device)
-            actions = self.clip(mean + std * noise)
+            actions = torch.cat([self.clip(mean + std * noise), *proposed])
             actions[0] = mean  # the current mean is always a candidate
             elite = actions[torch.topk(self.imagine(starts, actions), c.elites).indices]
             mean, std = elite.mean(0), elite.std(0).clamp_min(c.min_std * float(self.half_range.min()))
@@ -92,15 +94,15 @@ class DiscreteCEMPlanner(Planner):
     action_kind = "discrete"
 
     def __init__(self, model, config: DiscreteCEMConfig | None = None, objective: Objective | None = None,
-                 safety=None):
-        super().__init__(model, config or DiscreteCEMConfig(), objective, safety)
+                 safety=None, prior=None):
+        super().__init__(model, config or DiscreteCEMConfig(), objective, safety, prior)  # a prior is refused
 
     def reset(self) -> None:
         n = self.model.spec.action_dim
         self.mean = torch.full((self.config.horizon, n), 1.0 / n, device=self.model.device)  # choice probabilities
 
-    def plan(self, state) -> torch.Tensor:
-        probs = super().plan(state)  # keeps the shifted probabilities as the next warm start
+    def plan(self, state, obs=None) -> torch.Tensor:
+        probs = super().plan(state, obs)  # keeps the shifted probabilities as the next warm start
         n = self.model.spec.action_dim
         self.mean[-1] = 1.0 / n  # the step newly in view starts undecided
         return torch.nn.functional.one_hot(probs.argmax(), n).float()

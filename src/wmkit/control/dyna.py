@@ -21,7 +21,9 @@ far, and the actor (sampling, so it explores) acts for the next episode; the act
 over from model to model, as in Dreamer. With `terminal_value=True` a planner acts and the same
 actor-critic learns alongside it: its critic scores where each plan ends (MPC with a learned value,
 as in TD-MPC and LOOP), so the planner sees past its horizon; with `value_from="data"` that value is
-fitted to the real transitions instead (control/value.py), and no actor is trained.
+fitted to the real transitions instead (control/value.py), and no actor is trained. With
+`policy_prior=K` the same actor proposes K plans at every control step, rolled through the model, to
+compete with the planner's samples (TD-MPC2's planning: a policy prior, a learned terminal value).
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class AgentConfig:
     agent did from each state, events the model never learned included; control/value.py)"""
     critics: int = 1
     """planner="policy" or terminal_value: critics the actor-critic (or the data value) trains side by side"""
+    policy_prior: int = 0
+    """a planner also imagines this many action sequences proposed by the actor of an actor-critic trained in
+    imagination (inside each new model, as for terminal_value), the actor acting through the model from the
+    current state; they compete with the planner's own samples at every iteration (TD-MPC2's policy samples)"""
     value_pessimism: float = 0.0
     """terminal_value: the value is the critics' mean less this times their spread, so plans are not drawn to
     where only some critics see value (needs critics >= 2)"""
@@ -95,7 +101,7 @@ class AgentConfig:
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
                                                           "imagination_updates", "critics"),
-                     nonnegative_ints=("eval_episodes",), nonnegative=("uncertainty_penalty", "value_pessimism"))
+                     nonnegative_ints=("eval_episodes", "policy_prior"), nonnegative=("uncertainty_penalty", "value_pessimism"))
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 
@@ -114,7 +120,13 @@ class AgentConfig:
         if self.planner == "policy" and self.terminal_value:
             raise WmkitError("agent config: terminal_value adds a learned value to a planner's plans; "
                              "planner='policy' already acts with the actor-critic")
-        if self.critics != 1 and not (self.planner == "policy" or self.terminal_value):
+        if self.policy_prior and self.planner == "policy":
+            raise WmkitError(f"agent config: policy_prior={self.policy_prior} has the actor propose plans to a "
+                             f"planner; planner='policy' already acts with the actor: choose cem, icem or mppi")
+        if self.policy_prior and self.value_from == "data":
+            raise WmkitError(f"agent config: policy_prior={self.policy_prior} needs an actor trained in imagination; "
+                             f"value_from='data' trains no actor (use value_from='imagination')")
+        if self.critics != 1 and not (self.planner == "policy" or self.terminal_value or self.policy_prior):
             raise WmkitError(f"agent config: critics={self.critics} trains an actor-critic's critics; use it with "
                              f"terminal_value=True or planner='policy'")
         if self.value_from not in ("imagination", "data"):
@@ -193,7 +205,7 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
                     learner = DataValue(model.spec.obs_dim, DataValueConfig(
                         seed=cfg.seed, critics=cfg.critics, pessimism=cfg.value_pessimism), device=model.device)
                 learner.train(load_dataset(data, val_fraction=0.0), cfg.imagination_updates)
-            elif cfg.planner == "policy" or cfg.terminal_value:
+            elif cfg.planner == "policy" or cfg.terminal_value or cfg.policy_prior:
                 if learner is None:
                     learner = ImaginedActorCritic(model, ImaginationConfig(
                         horizon=cfg.horizon, seed=cfg.seed, critics=cfg.critics, pessimism=cfg.value_pessimism))
@@ -206,7 +218,9 @@ def run_agent(cfg: AgentConfig, out: str | Path, say=print) -> list[dict]:
                 objective = Objective(task=world_cls.known_task if cfg.known_task else None,
                                       uncertainty_penalty=cfg.uncertainty_penalty,
                                       terminal_value=learner.terminal_value() if cfg.terminal_value else None)
-                policy = PlannerPolicy(make_planner(cfg.planner, model, objective, safety=safety, horizon=cfg.horizon,
+                prior = learner.prior(cfg.policy_prior) if cfg.policy_prior else None
+                policy = PlannerPolicy(make_planner(cfg.planner, model, objective, safety=safety, prior=prior,
+                                                    horizon=cfg.horizon,
                                                     samples=cfg.samples, iterations=cfg.iterations,
                                                     seed=cfg.seed + episode))
             trained_at = env_steps

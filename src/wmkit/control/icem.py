@@ -68,8 +68,9 @@ def coloured_noise(n: int, horizon: int, dims: int, beta: float, generator: torc
 class ICEMPlanner(Planner):
     name = "icem"
 
-    def __init__(self, model, config: ICEMConfig | None = None, objective: Objective | None = None, safety=None):
-        super().__init__(model, config or ICEMConfig(), objective, safety)
+    def __init__(self, model, config: ICEMConfig | None = None, objective: Objective | None = None, safety=None,
+                 prior=None):
+        super().__init__(model, config or ICEMConfig(), objective, safety, prior)
 
     def reset(self) -> None:
         super().reset()
@@ -90,6 +91,7 @@ class ICEMPlanner(Planner):
                 candidates.append(elites[:keep])
             if i == c.iterations - 1:
                 candidates.append(mean[None])
+            candidates += self.proposed()  # a prior's sequences compete at every iteration
             actions = torch.cat(candidates)
             score = self.imagine(state.repeat(actions.shape[0]), actions)
             top = torch.topk(score, c.elites)

@@ -225,6 +225,27 @@ class ImaginedActorCritic:
 
         return value
 
+    def prior(self, samples: int = 24):
+        """The actor as a planner's prior (TD-MPC2's policy samples): a function (state, observation [1, D],
+        horizon) -> [samples, horizon, A], the actor acting through the model's `step` from `state`, the first
+        sequence with its mean action at every step, the others sampling. Reads the actor and model at call
+        time, so it follows later updates and `set_model`."""
+        if not (isinstance(samples, int) and samples >= 1):
+            raise WmkitError(f"prior: samples={samples!r} must be a positive integer")
+
+        def propose(state, obs: torch.Tensor, horizon: int) -> torch.Tensor:
+            with torch.no_grad():
+                state, x, actions = state.repeat(samples), obs.expand(samples, -1), []
+                for _ in range(horizon):
+                    a = self.actor.act(x, explore=True, generator=self.generator)
+                    a[0] = self.actor.act(x[:1])[0]
+                    state, pred = self.model.step(state, a)
+                    x = pred.obs
+                    actions.append(a)
+                return torch.stack(actions, 1)
+
+        return propose
+
     def _resolve_gradient(self, state, obs) -> str:
         if self.gradient != "auto":
             return self.gradient

@@ -43,16 +43,18 @@ class MPPIConfig:
 class MPPIPlanner(Planner):
     name = "mppi"
 
-    def __init__(self, model, config: MPPIConfig | None = None, objective: Objective | None = None, safety=None):
-        super().__init__(model, config or MPPIConfig(), objective, safety)
+    def __init__(self, model, config: MPPIConfig | None = None, objective: Objective | None = None, safety=None,
+                 prior=None):
+        super().__init__(model, config or MPPIConfig(), objective, safety, prior)
 
     def _search(self, state) -> torch.Tensor:
         c = self.config
-        starts = state.repeat(c.samples)
+        proposed = self.proposed()  # a prior's sequences join the weighted average at every iteration
+        starts = state.repeat(c.samples + sum(len(p) for p in proposed))
         mean, std = self.mean, self.half_range * c.noise_std
         for _ in range(c.iterations):
             noise = torch.randn((c.samples, c.horizon, mean.shape[-1]), generator=self.generator, device=mean.device)
-            actions = self.clip(mean + std * noise)
+            actions = torch.cat([self.clip(mean + std * noise), *proposed])
             actions[0] = mean
             score = self.imagine(starts, actions)
             allowed = score > -REJECTED / 2  # the spread of the sequences a safety filter let through
