@@ -265,7 +265,8 @@ def agent_fields(args) -> dict:
     """The AgentConfig fields this run sets (the same dict goes into the JSON as `agent`)."""
     return {"planner": args.planner, "model_preset": args.preset, "samples": args.samples,
             "iterations": args.iterations, "train_steps": args.train_steps, "terminal_value": args.terminal_value,
-            "value_from": args.value_from, "policy_prior": args.policy_prior, "critics": args.critics, "value_pessimism": args.value_pessimism,
+            "value_from": args.value_from, "policy_prior": args.policy_prior, "critics": args.critics,
+            "value_pessimism": args.value_pessimism,
             "uncertainty_penalty": args.uncertainty_penalty, "known_task": args.known_task,
             "eval_episodes": args.eval_episodes}
 
@@ -288,6 +289,7 @@ def merge(paths: list[str], out: str) -> None:
     """One table from runs of the same settings over different seeds (e.g. one process per seed, side by
     side on the cores there are): their per-seed results, summarised afresh, written to `out`."""
     runs = []
+    flat = lambda run: {k: run.get(k) for k in SAME[:-1]} | dict(run.get("agent") or {})  # noqa: E731
     for path in paths:
         try:
             run = json.loads(Path(path).read_text())
@@ -297,12 +299,13 @@ def merge(paths: list[str], out: str) -> None:
             raise SystemExit(f"--merge: {path} is not a sample_efficiency result (benchmark: {run.get('benchmark')!r})")
         if not run.get("complete"):
             print(f"note: {path} is an unfinished run; merging the seeds it has finished")
-        first = runs[0] if runs else (path, run)
-        flat = lambda r: {k: r.get(k) for k in SAME[:-1]} | dict(r.get("agent") or {})  # noqa: E731
-        differ = {k: (v, flat(first[1]).get(k)) for k, v in flat(run).items() if v != flat(first[1]).get(k)}
+        first_path, first = runs[0] if runs else (path, run)
+        ref = flat(first)
+        differ = {k: (v, ref.get(k)) for k, v in flat(run).items() if v != ref.get(k)}
         if differ:
             said = ", ".join(f"{k}={a!r} against {b!r}" for k, (a, b) in differ.items())
-            raise SystemExit(f"--merge: {path} differs from {first[0]} in {said}; merge only runs of the same settings")
+            raise SystemExit(f"--merge: {path} differs from {first_path} in {said}; merge only runs of the same "
+                             f"settings")
         runs.append((path, run))
     if not runs:
         raise SystemExit("--merge: give at least one JSON file")

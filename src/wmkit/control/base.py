@@ -137,7 +137,7 @@ class Planner(ABC):
         if prior is not None and self.action_kind != "continuous":
             raise WmkitError(f"the {self.name} planner takes no prior; a policy's proposals join the continuous "
                              f"planners (cem, icem, mppi)")
-        self.prior, self._proposed = prior, None
+        self.prior = prior
         if safety is not None and safety.model is not model:
             raise WmkitError("the safety filter must imagine with the planner's own model")
         spec, o = model.spec, self.objective
@@ -260,7 +260,8 @@ class Planner(ABC):
         current observation, is what a prior's policy acts on (needed with a prior, ignored without)."""
         if state.batch_size != 1:
             raise WmkitError(f"plan() takes one state (batch 1), got a batch of {state.batch_size}")
-        self._proposed = None if self.prior is None else self._propose(state, obs)
+        # the prior's sequences [K, H, A] for this step (K = 0 without a prior), joining the planner's candidates
+        self.proposed = self.low.new_zeros(0, *self.mean.shape) if self.prior is None else self._propose(state, obs)
         mean = self._search(state)
         self.mean = torch.cat([mean[1:], mean[-1:]])  # warm start for the next step
         return mean[0]
@@ -281,10 +282,6 @@ class Planner(ABC):
             raise WmkitError(f"the prior returned {tuple(getattr(proposed, 'shape', ()))}; it must return action "
                              f"sequences [K, {H}, {spec.action_dim}] (K proposals of the horizon's length)")
         return self.clip(proposed.to(self.low.device, torch.float32))
-
-    def proposed(self) -> list[torch.Tensor]:
-        """The prior's sequences for this control step, as a list to join a planner's candidates ([] without)."""
-        return [] if self._proposed is None else [self._proposed]
 
     @abstractmethod
     def _search(self, state) -> torch.Tensor:

@@ -50,12 +50,11 @@ class CEMPlanner(Planner):
 
     def _search(self, state) -> torch.Tensor:
         c = self.config
-        proposed = self.proposed()  # a prior's sequences compete at every iteration
-        starts = state.repeat(c.samples + sum(len(p) for p in proposed))
+        starts = state.repeat(c.samples + len(self.proposed))  # a prior's sequences compete at every iteration
         mean, std = self.mean, (self.half_range * c.init_std).expand(c.horizon, -1).clone()
         for _ in range(c.iterations):
             noise = torch.randn((c.samples, c.horizon, mean.shape[-1]), generator=self.generator, device=mean.device)
-            actions = torch.cat([self.clip(mean + std * noise), *proposed])
+            actions = torch.cat([self.clip(mean + std * noise), self.proposed])
             actions[0] = mean  # the current mean is always a candidate
             elite = actions[torch.topk(self.imagine(starts, actions), c.elites).indices]
             mean, std = elite.mean(0), elite.std(0).clamp_min(c.min_std * float(self.half_range.min()))

@@ -91,7 +91,7 @@ class ICEMPlanner(Planner):
                 candidates.append(elites[:keep])
             if i == c.iterations - 1:
                 candidates.append(mean[None])
-            candidates += self.proposed()  # a prior's sequences compete at every iteration
+            candidates.append(self.proposed)  # a prior's sequences compete at every iteration
             actions = torch.cat(candidates)
             score = self.imagine(state.repeat(actions.shape[0]), actions)
             top = torch.topk(score, c.elites)

@@ -49,12 +49,11 @@ class MPPIPlanner(Planner):
 
     def _search(self, state) -> torch.Tensor:
         c = self.config
-        proposed = self.proposed()  # a prior's sequences join the weighted average at every iteration
-        starts = state.repeat(c.samples + sum(len(p) for p in proposed))
+        starts = state.repeat(c.samples + len(self.proposed))  # a prior's sequences join every weighted average
         mean, std = self.mean, self.half_range * c.noise_std
         for _ in range(c.iterations):
             noise = torch.randn((c.samples, c.horizon, mean.shape[-1]), generator=self.generator, device=mean.device)
-            actions = torch.cat([self.clip(mean + std * noise), *proposed])
+            actions = torch.cat([self.clip(mean + std * noise), self.proposed])
             actions[0] = mean
             score = self.imagine(starts, actions)
             allowed = score > -REJECTED / 2  # the spread of the sequences a safety filter let through
