@@ -5,7 +5,8 @@ side by side in one run, return against environment steps.
         [--seeds 0 1 2] [--wmkit-steps 5000] [--sac-steps 50000] [--planner cem] [--oracle-episodes 0]
         [--eval-episodes 5] [--max-episode-steps N] [--preset tiny] [--samples 200] [--iterations 4]
         [--train-steps 1000] [--terminal-value] [--value-from imagination] [--critics 1] [--value-pessimism 0]
-        [--uncertainty-penalty 0] [--known-task] [--policy-prior 0] [--merge JSON ...]
+        [--uncertainty-penalty 0] [--known-task] [--policy-prior 0] [--imagination-updates 500]
+        [--merge JSON ...]
 
 Per world and seed: `wmkit agent` (control/dyna.py: one random episode, then a tiny ensemble retrained
 on all data before each planned episode) for `--wmkit-steps` environment steps, and SAC (SB3's
@@ -176,6 +177,8 @@ def main() -> None:
     ap.add_argument("--terminal-value", action="store_true", help="the planner adds a learned value at the horizon")
     ap.add_argument("--value-from", default="imagination", choices=("imagination", "data"),
                     help="where the terminal value is learned: inside each model, or from the real transitions")
+    ap.add_argument("--imagination-updates", type=int, default=500,
+                    help="--terminal-value or --policy-prior: actor-critic updates inside each new model")
     ap.add_argument("--policy-prior", type=int, default=0,
                     help="the planner also imagines this many plans proposed by an actor trained in imagination")
     ap.add_argument("--critics", type=int, default=1, help="critics of the terminal value, trained side by side")
@@ -265,7 +268,8 @@ def agent_fields(args) -> dict:
     """The AgentConfig fields this run sets (the same dict goes into the JSON as `agent`)."""
     return {"planner": args.planner, "model_preset": args.preset, "samples": args.samples,
             "iterations": args.iterations, "train_steps": args.train_steps, "terminal_value": args.terminal_value,
-            "value_from": args.value_from, "policy_prior": args.policy_prior, "critics": args.critics,
+            "value_from": args.value_from, "imagination_updates": args.imagination_updates,
+            "policy_prior": args.policy_prior, "critics": args.critics,
             "value_pessimism": args.value_pessimism,
             "uncertainty_penalty": args.uncertainty_penalty, "known_task": args.known_task,
             "eval_episodes": args.eval_episodes}
