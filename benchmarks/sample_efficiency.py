@@ -289,11 +289,15 @@ def write(out: str, settings: dict, rows: list[dict], complete: bool) -> dict:
 SAME = ("wmkit_steps", "sac_steps", "agent")  # what runs must share to be merged
 
 
+def settings_of(run: dict) -> dict:
+    """A result's settings as one flat dict: the step budgets and the agent's fields."""
+    return {"wmkit_steps": run.get("wmkit_steps"), "sac_steps": run.get("sac_steps")} | dict(run.get("agent") or {})
+
+
 def merge(paths: list[str], out: str) -> None:
     """One table from runs of the same settings over different seeds (e.g. one process per seed, side by
     side on the cores there are): their per-seed results, summarised afresh, written to `out`."""
     runs = []
-    flat = lambda run: {k: run.get(k) for k in SAME[:-1]} | dict(run.get("agent") or {})  # noqa: E731
     for path in paths:
         try:
             run = json.loads(Path(path).read_text())
@@ -304,8 +308,8 @@ def merge(paths: list[str], out: str) -> None:
         if not run.get("complete"):
             print(f"note: {path} is an unfinished run; merging the seeds it has finished")
         first_path, first = runs[0] if runs else (path, run)
-        ref = flat(first)
-        differ = {k: (v, ref.get(k)) for k, v in flat(run).items() if v != ref.get(k)}
+        mine, ref = settings_of(run), settings_of(first)
+        differ = {k: (mine.get(k), ref.get(k)) for k in mine | ref if mine.get(k) != ref.get(k)}
         if differ:
             said = ", ".join(f"{k}={a!r} against {b!r}" for k, (a, b) in differ.items())
             raise SystemExit(f"--merge: {path} differs from {first_path} in {said}; merge only runs of the same "

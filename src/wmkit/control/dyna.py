@@ -101,7 +101,8 @@ class AgentConfig:
         check_fields(self, "agent config", positive_ints=("steps", "seed_episodes", "train_steps", "retrain_every",
                                                           "horizon", "samples", "iterations",
                                                           "imagination_updates", "critics"),
-                     nonnegative_ints=("eval_episodes", "policy_prior"), nonnegative=("uncertainty_penalty", "value_pessimism"))
+                     nonnegative_ints=("eval_episodes", "policy_prior"),
+                     nonnegative=("uncertainty_penalty", "value_pessimism"))
         from wmkit.control import PLANNERS
         from wmkit.data.policies import POLICIES
 
@@ -128,7 +129,7 @@ class AgentConfig:
                              f"value_from='data' trains no actor (use value_from='imagination')")
         if self.critics != 1 and not (self.planner == "policy" or self.terminal_value or self.policy_prior):
             raise WmkitError(f"agent config: critics={self.critics} trains an actor-critic's critics; use it with "
-                             f"terminal_value=True or planner='policy'")
+                             f"terminal_value=True, policy_prior or planner='policy'")
         if self.value_from not in ("imagination", "data"):
             raise WmkitError(f"agent config: value_from={self.value_from!r}; choose imagination or data")
         if self.value_from != "imagination" and not self.terminal_value:

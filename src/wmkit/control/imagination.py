@@ -237,8 +237,7 @@ class ImaginedActorCritic:
             with torch.no_grad():
                 state, x, actions = state.repeat(samples), obs.expand(samples, -1), []
                 for _ in range(horizon):
-                    a = self.actor.act(x, explore=True, generator=self.generator)
-                    a[0] = self.actor.act(x[:1])[0]
+                    a = torch.cat([self.actor.act(x[:1]), self.actor.act(x[1:], explore=True, generator=self.generator)])
                     state, pred = self.model.step(state, a)
                     x = pred.obs
                     actions.append(a)
