@@ -263,7 +263,7 @@ def verdict(met: bool | None) -> str:
 
 
 def gap_verdict(row: dict) -> str:
-    """'>= 0.5 met' where the world has a planning-gap target and the gap was measured."""
+    """'>=0.5 met' where the world has a planning-gap target and the gap was measured."""
     return "-" if "gap_target" not in row else f">={row['gap_target']:g} {verdict(row['gap_target_met'])}"
 
 
