@@ -1,10 +1,10 @@
 """Issue 4's pixel check: a model trained from 64 x 64 frames only, against copy-last, on Tabletop-v0.
 
     python benchmarks/pixel_tabletop.py [--family transformer] [--minutes 30] [--episodes 400]
-                                        [--windows 256] [--run DIR]
+                                        [--windows 256] [--camera top] [--set kernel=7 ...] [--run DIR]
 
-Collects `--episodes` coloured-noise episodes with top-camera frames (once, into
-benchmarks/results/pixel_data), trains `wmkit train --frames` for `--minutes` (resumes if the run
+Collects `--episodes` coloured-noise episodes with frames from `--camera` (once, into
+benchmarks/results/pixel_data, or pixel_data_<camera> for another camera than `top`), trains `wmkit train --frames` (with `--set` model fields) for `--minutes` (resumes if the run
 exists; `--minutes 0` only evaluates), then scores the imagined frames on held-out episodes: PSNR and
 SSIM of the k-th imagined frame for k = 1, 5, 10, 25, 50 beside copy-last's (the last context frame
 held), on up to `--windows` windows per horizon. It also draws a filmstrip of a held-out episode in
@@ -58,23 +58,30 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--episodes", type=int, default=400)
     ap.add_argument("--windows", type=int, default=256)
-    ap.add_argument("--data", type=Path, default=RESULTS / "pixel_data")
-    ap.add_argument("--run", type=Path, default=None, help="run folder [default: results/pixel_<family>]")
+    ap.add_argument("--camera", default="top", help="Tabletop camera: top (the whole scene) or table (the table, "
+                    "objects about 2.3 times as wide; pair it with --set kernel=7)")
+    ap.add_argument("--set", dest="fields", action="append", default=[], metavar="FIELD=VALUE",
+                    help="model config field for `wmkit train --set`, e.g. kernel=7 (repeatable)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="dataset folder [default: results/pixel_data, or pixel_data_<camera>]")
+    ap.add_argument("--run", type=Path, default=None, help="run folder [default: results/pixel_<family>, or pixel_<family>_<camera>]")
     args = ap.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     import wmkit
     from wmkit.eval.pixels import evaluate_frames
 
-    run = args.run or RESULTS / f"pixel_{args.family}"
+    args.data = args.data or RESULTS / ("pixel_data" if args.camera == "top" else f"pixel_data_{args.camera}")
+    run = args.run or RESULTS / (f"pixel_{args.family}" + ("" if args.camera == "top" else f"_{args.camera}"))
     wmkit_cli = [sys.executable, "-m", "wmkit.cli"]
     have = len(list((args.data / "episodes").glob("*"))) if (args.data / "episodes").exists() else 0
     if have < args.episodes:
         subprocess.run([*wmkit_cli, "collect", "--world", "Tabletop-v0", "--episodes", str(args.episodes - have),
-                        "--render", "64", "--camera", "top", "--seed", "100", "--out", str(args.data)], check=True)
+                        "--render", "64", "--camera", args.camera, "--seed", "100", "--out", str(args.data)], check=True)
     t0 = time.perf_counter()
     if args.minutes > 0:
         subprocess.run([*wmkit_cli, "train", "--data", str(args.data), "--out", str(run), "--model", args.family,
-                        "--frames", "--minutes", str(args.minutes), "--steps", "1000000"], check=True)
+                        "--frames", "--minutes", str(args.minutes), "--steps", "1000000",
+                        *[a for f in args.fields for a in ("--set", f)]], check=True)
     train_s = time.perf_counter() - t0
     model = wmkit.load_model(run).eval()
     dataset = wmkit.load_dataset(args.data, frames=True)
@@ -101,7 +108,7 @@ def main() -> None:
     if strip is not None:
         print(f"  filmstrip of the held-out episode of seed {episode} (the cup falls): {RESULTS / 'pixel_tabletop_filmstrip.png'}")
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-              "family": args.family, "run": str(run), "train_wall_s": round(train_s, 1), "checkpoint": checkpoint,
+              "family": args.family, "camera": args.camera, "run": str(run), "train_wall_s": round(train_s, 1), "checkpoint": checkpoint,
               "model_config": json.loads((run / "run.json").read_text()).get("model_config"),
               "pixels": scores, "target_met": met, "filmstrip_episode": episode}
     (RESULTS / "pixel_tabletop.json").write_text(json.dumps(result, indent=2))
