@@ -70,8 +70,9 @@ def main() -> None:
     import wmkit
     from wmkit.eval.pixels import evaluate_frames
 
-    args.data = args.data or RESULTS / ("pixel_data" if args.camera == "top" else f"pixel_data_{args.camera}")
-    run = args.run or RESULTS / (f"pixel_{args.family}" + ("" if args.camera == "top" else f"_{args.camera}"))
+    other = "" if args.camera == "top" else f"_{args.camera}"  # another camera keeps its own data and run
+    args.data = args.data or RESULTS / f"pixel_data{other}"
+    run = args.run or RESULTS / f"pixel_{args.family}{other}"
     wmkit_cli = [sys.executable, "-m", "wmkit.cli"]
     have = len(list((args.data / "episodes").glob("*"))) if (args.data / "episodes").exists() else 0
     if have < args.episodes:
