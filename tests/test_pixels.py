@@ -1,6 +1,7 @@
 """Pixel models: frames in, frames out (the transformer with inputs="frames"), PSNR and SSIM, refusals."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -38,11 +39,13 @@ def test_pixel_transformer_keeps_the_contract():
     check_world_model(model)  # shapes (frames too), determinism, causality, save/load
 
 
-@pytest.mark.parametrize("paint", ["advect", "residual", "decode"])
+@pytest.mark.parametrize("paint", ["advect", "warp", "warp+frame", "residual", "decode"])
 @pytest.mark.parametrize("mixing", ["conv", "attention"])
 def test_pixel_rollouts_are_the_same_with_and_without_the_cache(paint, mixing):
     torch.manual_seed(0)
-    model = make_model("transformer", _spec(), **{**PIXELS, "window": 4, "paint": paint, "mixing": mixing}).eval()
+    paint, _, sees = paint.partition("+")  # "+frame": the motion decoder also reads the frame shown
+    model = make_model("transformer", _spec(), **{**PIXELS, "window": 4, "paint": paint, "mixing": mixing,
+                                                  "motion_sees_frame": sees == "frame"}).eval()
     torch.nn.init.normal_(model.distance_bias, std=0.5)
     g = torch.Generator().manual_seed(1)
     frames = torch.randint(0, 256, (2, 6, 32, 32, 3), generator=g, dtype=torch.uint8)
@@ -75,6 +78,26 @@ def test_advection_moves_pixels_by_its_kernel():
     half = left.clone()
     half[..., -1] = 0.0  # half open: half the old pixel, half the moved one
     torch.testing.assert_close(advect(frame, half), 0.5 * frame + 0.5 * moved)
+
+
+def test_warp_moves_pixels_along_its_flow():
+    from wmkit.models.frames import warp
+
+    frame = torch.zeros(1, 8, 8, 3)
+    frame[0, 3, 3] = 1.0
+    field = torch.zeros(1, 8, 8, 3)
+    field[..., 0] = -math.atanh(0.5)  # every pixel samples 2 pixels to its left (max_shift 4): a shift right by 2
+    field[..., 2] = 30.0  # the mask open everywhere
+    moved = warp(frame, field, 4.0)
+    torch.testing.assert_close(moved[0, 3, 5], torch.ones(3))
+    assert moved.sum() == pytest.approx(3.0) and moved[0, 3, 3].sum() == 0  # moved whole, nothing smeared
+    field[..., 0] = -math.atanh(0.125)  # half a pixel: shared between its two neighbours
+    torch.testing.assert_close(warp(frame, field, 4.0)[0, 3, 3:5, 0], torch.tensor([0.5, 0.5]))
+    edge = torch.rand(1, 8, 8, 3)
+    field[..., 0] = -30.0  # as far left as it goes: the edge column repeats outwards, nothing dark leaks in
+    assert warp(edge, field, 4.0)[0, :, 0].allclose(edge[0, :, 0])
+    field[..., 2] = -30.0  # a closed mask keeps every pixel as it was, whatever the flow
+    torch.testing.assert_close(warp(edge, field, 4.0), edge)
 
 
 def test_psnr_and_ssim_rank_frames():

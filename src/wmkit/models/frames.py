@@ -125,9 +125,9 @@ class GridEncoder(nn.Module):
 class GridDecoder(nn.Module):
     """A grid of latents -> frames: [..., (S/patch)^2, latent] -> [..., S, S, 3] in [0, 1] (mirrors `GridEncoder`).
 
-    With `out` other than 3 it paints `out` raw numbers per pixel instead (e.g. motion kernels)."""
+    With `out` set it paints that many raw numbers per pixel instead (e.g. motion kernels or a flow)."""
 
-    def __init__(self, size: int, patch: int, channels: int, latent: int, out: int = 3):
+    def __init__(self, size: int, patch: int, channels: int, latent: int, out: int | None = None):
         super().__init__()
         self.size, self.patch = check_frame_size(size), check_patch(patch, size)
         self.grid = size // patch
@@ -136,7 +136,7 @@ class GridDecoder(nn.Module):
         layers = [nn.Conv2d(latent, c_in, 3, padding=1), nn.GroupNorm(1, c_in), nn.SiLU()]
         for i in reversed(range(n)):
             last = i == 0
-            c_out = out if last else channels * 2 ** (i - 1)
+            c_out = (out or 3) if last else channels * 2 ** (i - 1)
             layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
             if not last:
                 layers += [nn.GroupNorm(1, c_out), nn.SiLU()]
@@ -148,9 +148,9 @@ class GridDecoder(nn.Module):
         lead, G = z.shape[:-2], self.grid
         x = z.reshape(-1, G * G, z.shape[-1]).transpose(1, 2).reshape(-1, z.shape[-1], G, G)
         x = self.convs(x)
-        if self.out == 3:
+        if self.out is None:  # a frame
             x = torch.sigmoid(x)
-        return x.permute(0, 2, 3, 1).reshape(*lead, self.size, self.size, self.out)
+        return x.permute(0, 2, 3, 1).reshape(*lead, self.size, self.size, self.out or 3)
 
 
 def advect(frames: torch.Tensor, logits: torch.Tensor, with_mask: bool = False):
@@ -169,6 +169,26 @@ def advect(frames: torch.Tensor, logits: torch.Tensor, with_mask: bool = False):
     w = torch.softmax(logits[..., :-1], -1).permute(0, 3, 1, 2)[:, None]  # [B, 1, k*k, S, S]
     moved = (patches * w).sum(2).permute(0, 2, 3, 1)
     mask = torch.sigmoid(logits[..., -1:])
+    out = frames + mask * (moved - frames)
+    return (out, mask) if with_mask else out
+
+
+def warp(frames: torch.Tensor, field: torch.Tensor, max_shift: float, with_mask: bool = False):
+    """Move pixels along a flow: each output pixel samples the frame before (bilinearly) at itself plus an
+    offset of up to `max_shift` pixels, composited over the pixel it replaces by a mask.
+
+    frames [B, S, S, 3], field [B, S, S, 3] (the offset's x and y, squashed by tanh to +- max_shift, then the
+    mask's logit) -> [B, S, S, 3] (and the mask [B, S, S, 1] with `with_mask`). One sample per pixel where
+    `advect` mixes k x k: far cheaper, and an object keeps its edges where a kernel spreads it; the edge
+    of the frame is repeated outwards.
+    """
+    B, S, _, _ = frames.shape
+    axis = torch.linspace(-1.0, 1.0, S, device=frames.device, dtype=frames.dtype)
+    base = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1)  # [S, S, 2]: (x, y) of each pixel
+    offset = torch.tanh(field[..., :2]) * (max_shift * 2.0 / (S - 1))
+    moved = F.grid_sample(frames.permute(0, 3, 1, 2), base + offset, mode="bilinear", padding_mode="border",
+                          align_corners=True).permute(0, 2, 3, 1)
+    mask = torch.sigmoid(field[..., 2:3])
     out = frames + mask * (moved - frames)
     return (out, mask) if with_mask else out
 

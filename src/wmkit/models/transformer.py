@@ -51,7 +51,7 @@ from torch import nn
 from wmkit.errors import WmkitError, check_fields
 from wmkit.models.base import ModelSpec, Prediction, State, WorldModel
 from wmkit.models.frames import (GridDecoder, GridEncoder, advect, as_unit_frames, check_patch, moving_pixels,
-                                 paint_residual, weighted_mse)
+                                 paint_residual, warp, weighted_mse)
 
 
 @dataclass
@@ -83,12 +83,19 @@ class TransformerConfig:
     paint: str = "advect"
     """how an imagined frame is painted (inputs="frames"): "advect" moves the pixels of the frame before
     by a k x k kernel per pixel decoded from the latents before and after the step (Finn et al. 2016), so
-    an object slides instead of fading out and in; "residual" adds the change the decoder sees between
+    an object slides instead of fading out and in; "warp" moves them along a flow decoded the same way,
+    one bilinear sample per pixel (up to `max_shift` pixels a step; far cheaper than a wide kernel);
+    "residual" adds the change the decoder sees between
     the latents (D(z_t+1) - D(z_t)) to the frame before; "decode" shows D(z_t+1) as it is"""
     kernel: int = 5
     """side of the advection kernel: how far a pixel can move in one step (paint="advect")"""
+    max_shift: float = 4.0
+    """how far, in pixels, a pixel can move in one step (paint="warp")"""
+    motion_sees_frame: bool = False
+    """the motion decoder also reads the grid encoding of the frame shown (paint="advect" or "warp"): where the painted
+    objects have drifted from where the latents put them, it can move them back"""
     mask_weight: float = 0.02
-    """penalty on the mean advection mask (paint="advect"): only what moves should be touched, or the
+    """penalty on the mean advection mask (paint="advect" or "warp"): only what moves should be touched, or the
     static scene blurs a little at every imagined step"""
     latent_weight: float = 1.0
     reward_weight: float = 1.0
@@ -100,10 +107,13 @@ class TransformerConfig:
                                                                 "context", "kernel"),
                      nonnegative=("latent_weight", "moving_weight", "mask_weight", "reward_weight",
                                   "termination_weight"))
+        if not (isinstance(self.max_shift, (int, float)) and 0 < self.max_shift < math.inf):
+            raise WmkitError(f"transformer config: max_shift={self.max_shift!r} must be a positive number of pixels")
         if self.inputs not in ("state", "frames"):
             raise WmkitError(f"transformer config: inputs={self.inputs!r} must be 'state' or 'frames'")
-        if self.paint not in ("advect", "residual", "decode"):
-            raise WmkitError(f"transformer config: paint={self.paint!r} must be 'advect', 'residual' or 'decode'")
+        if self.paint not in ("advect", "warp", "residual", "decode"):
+            raise WmkitError(f"transformer config: paint={self.paint!r} must be 'advect', 'warp', 'residual' or "
+                             f"'decode'")
         if self.kernel % 2 == 0:
             raise WmkitError(f"transformer config: kernel={self.kernel} must be odd (a pixel and its neighbours)")
         if self.mixing not in ("conv", "attention"):
@@ -207,13 +217,16 @@ class TransformerModel(WorldModel):
             self.encoder = GridEncoder(spec.frame_size, c.patch, c.channels, c.latent)
             self.decoder = GridDecoder(spec.frame_size, c.patch, c.channels, c.latent)
             self.probe = nn.Linear(cells * c.latent, D)  # the state vector read out of the grid
-            if c.paint == "advect":  # per-pixel motion kernels from the latents before and after a step
-                self.motion = GridDecoder(spec.frame_size, c.patch, c.channels, 2 * c.latent, out=c.kernel ** 2 + 1)
-                with torch.no_grad():  # start close to "nothing moves": kernels peaked at their centre, masks low
-                    last = self.motion.convs[-1]
+            if c.paint in ("advect", "warp"):  # per-pixel motion from the latents before and after a step
+                reads = (3 if c.motion_sees_frame else 2) * c.latent
+                out = c.kernel ** 2 + 1 if c.paint == "advect" else 3
+                self.motion = GridDecoder(spec.frame_size, c.patch, c.channels, reads, out=out)
+                with torch.no_grad():  # start close to "nothing moves": kernels peaked at their centre (no
+                    last = self.motion.convs[-1]  # flow), masks low
                     last.weight.mul_(0.1)
                     last.bias.zero_()
-                    last.bias[c.kernel ** 2 // 2] = 4.0
+                    if c.paint == "advect":
+                        last.bias[c.kernel ** 2 // 2] = 4.0
                     last.bias[-1] = -3.0
             self.cell_position = nn.Parameter(torch.randn(cells, c.width) * 0.02)
         self.embed = nn.Linear(x_dim + A, c.width)
@@ -273,8 +286,11 @@ class TransformerModel(WorldModel):
         """The frame shown after a step from latents x_prev to x_next, and the plain decode of x_next when
         the next step needs it (paint="residual"); with `with_mask`, also the advection mask (or None)."""
         mode, mask = self.config.paint, None
-        if mode == "advect":
-            frame, mask = advect(shown, self.motion(torch.cat([x_prev, x_next], -1)), with_mask=True)
+        if mode in ("advect", "warp"):
+            grids = [x_prev, x_next, self.encoder(shown)] if self.config.motion_sees_frame else [x_prev, x_next]
+            field = self.motion(torch.cat(grids, -1))
+            frame, mask = advect(shown, field, with_mask=True) if mode == "advect" else \
+                warp(shown, field, self.config.max_shift, with_mask=True)
             out = frame, None
         else:
             dec = self.decoder(x_next)
@@ -441,7 +457,7 @@ class TransformerModel(WorldModel):
                               1.0 + c.moving_weight * changing)
         probe = F.mse_loss(self.probe(z.detach().flatten(-2)), (obs - self.obs_mean) / self.obs_std)
         main = recon + frame + c.latent_weight * latent + probe
-        if c.paint == "advect":
+        if c.paint in ("advect", "warp"):
             mask_mean = torch.stack(masks).mean()
             main = main + c.mask_weight * mask_mean
             metrics_extra = {"mask_mean": mask_mean.item()}
